@@ -1,0 +1,338 @@
+"""The phone-agent API client: one method per endpoint. The only module that knows httpx.
+
+Everything here is shared by the (up to 4) threads of one provider host process, so every piece of
+mutable state sits behind a lock:
+
+- one pooled ``httpx.Client`` per settings, built lazily (``client_for``) and never pickled, so many
+  operations reuse a few keep-alive connections;
+- a sliding-window rate limiter, so a parallel ``pulumi up`` never sends more than the API allows;
+- a short-lived snapshot of ``GET /phone``, because the API has no ``GET /phone/{id}`` and a refresh
+  reads every agent: concurrent and back-to-back reads share one list, and the client's own writes
+  invalidate it so a read after a write always sees the write.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+
+from ._config import Settings
+from ._exceptions import (
+    ApiError,
+    MalformedResponse,
+    RateLimited,
+    ServerError,
+    TransportError,
+    Unauthorized,
+    error_class_for_status,
+    redact,
+)
+
+__all__ = ["PhoneApiClient", "RateLimiter", "client_for"]
+
+_T = TypeVar("_T")
+
+USER_AGENT = "oppie-pulumi/0.1.0"
+MAX_BACKOFF_SECONDS = 8.0
+MAX_RETRY_AFTER_SECONDS = 120.0
+_IDEMPOTENT = frozenset({"GET", "PATCH", "DELETE"})
+
+_FIX_AUTH = (
+    "check the token: set it with `pulumi config set --secret oppie:apiToken <token>` or "
+    "OPPIE_API_TOKEN; a 403 means the token lacks the phone:read / phone:write scope"
+)
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests in any 60-second window, across all threads.
+
+    A sliding window rather than a token bucket with a burst: it never exceeds the API's limit
+    whichever of the two the API enforces, and still sends the first ``per_minute`` at once.
+    """
+
+    WINDOW_SECONDS = 60.0
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._limit = int(per_minute)
+        self._clock = clock
+        self._sent: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until a request may be sent; returns the seconds waited."""
+        if self._limit <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            while self._sent and self._sent[0] <= now - self.WINDOW_SECONDS:
+                self._sent.popleft()
+            # Reserve the slot now (possibly in the future) so waiting threads queue in order.
+            if len(self._sent) < self._limit:
+                slot = now
+            else:
+                slot = self._sent[-self._limit] + self.WINDOW_SECONDS
+            self._sent.append(slot)
+        wait = slot - now
+        if wait > 0:
+            time.sleep(wait)
+        return max(wait, 0.0)
+
+
+@dataclass
+class _Snapshot:
+    generation: int
+    fetched_at: float
+    agents: list[dict[str, Any]]
+
+
+class PhoneApiClient:
+    """Calls the phone-agent API with retries, rate limiting and error translation.
+
+    ``label`` arguments name the agent in error messages (its name or id).
+    """
+
+    def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
+        self.settings = settings
+        self._http = http or httpx.Client(
+            base_url=settings.base_url,
+            timeout=httpx.Timeout(settings.timeout_seconds),
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        self._limiter = RateLimiter(settings.max_requests_per_minute)
+        self._random = random.Random()
+        self._lock = threading.Condition()
+        self._generation = 0
+        self._snapshot: _Snapshot | None = None
+        self._listing: int | None = None  # generation of the list call in flight, if any
+
+    # -- endpoints ---------------------------------------------------------------------------------
+
+    def create(self, body: dict[str, Any], *, label: str) -> dict[str, Any]:
+        """POST /phone. Retries only when the API cannot have acted (429, connection refused).
+
+        Any other failure may have created the agent: the caller must reconcile (see
+        ``PhoneAgentProvider.create``), never blindly retry.
+        """
+        try:
+            operation = f"create phone agent {label}"
+            return self._as_agent(self._call("POST", "/phone", operation, json=body), "POST", "/phone", operation)
+        finally:
+            self._invalidate()
+
+    def list(self, *, max_age: float = 0.0) -> list[dict[str, Any]]:
+        """GET /phone: every agent of the organisation.
+
+        A list taken within ``max_age`` seconds, after the client's last write, is reused, and
+        concurrent callers share one call in flight.
+        """
+        with self._lock:
+            while True:
+                snap = self._snapshot
+                if snap and snap.generation == self._generation and time.monotonic() - snap.fetched_at <= max_age:
+                    return snap.agents
+                if self._listing is not None and self._listing == self._generation and max_age > 0:
+                    self._lock.wait()
+                    continue
+                generation = self._generation
+                self._listing = generation
+                break
+        try:
+            started = time.monotonic()
+            data = self._call("GET", "/phone", "list phone agents")
+            if not isinstance(data, list) or not all(isinstance(a, dict) and "id" in a for a in data):
+                raise self._malformed("GET", "/phone", "list phone agents", "a JSON array of agents")
+            with self._lock:
+                if generation == self._generation:
+                    self._snapshot = _Snapshot(generation, started, data)
+            return data
+        finally:
+            with self._lock:
+                if self._listing == generation:
+                    self._listing = None
+                self._lock.notify_all()
+
+    def update(self, agent_id: str, body: dict[str, Any], *, label: str) -> dict[str, Any] | None:
+        """PATCH /phone/{id}. Returns the agent, or ``None`` when the API answers with an empty body."""
+        path, operation = f"/phone/{agent_id}", f"update phone agent {label}"
+        try:
+            data = self._call("PATCH", path, operation, json=body)
+        finally:
+            self._invalidate()
+        return None if data is None else self._as_agent(data, "PATCH", path, operation)
+
+    def delete(self, agent_id: str, *, label: str) -> None:
+        """DELETE /phone/{id}. A 404 propagates as ``NotFound``; the caller decides what it means."""
+        try:
+            self._call("DELETE", f"/phone/{agent_id}", f"delete phone agent {label}")
+        finally:
+            self._invalidate()
+
+    # -- machinery ---------------------------------------------------------------------------------
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._snapshot = None
+
+    def _call(self, method: str, path: str, operation: str, json: Any = None) -> Any:
+        """One API call with retries; returns the decoded JSON body (``None`` for an empty body)."""
+        token = self.settings.require_token()
+        headers = {"Authorization": f"Bearer {token}"}
+        attempt = 0
+        while True:
+            self._limiter.acquire()
+            try:
+                response = self._http.request(method, path, json=json, headers=headers)
+            except httpx.TransportError as exc:
+                # Refused before anything was sent: the API cannot have acted, even on a POST.
+                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+                error: TransportError | ApiError = TransportError(
+                    redact(
+                        f"{operation} failed: {method} {path} {kind} "
+                        f"({type(exc).__name__}: {exc or 'no detail'}) talking to {self.settings.base_url}",
+                        token,
+                    ),
+                    operation=operation,
+                    method=method,
+                    path=path,
+                    may_have_reached_api=not unsent,
+                )
+                retryable = method in _IDEMPOTENT or unsent
+                delay = None
+                cause: Exception = exc
+            else:
+                if response.is_success:
+                    return self._decode(response, method, path, operation)
+                error = self._error(response, method, path, operation, token)
+                retryable = isinstance(error, RateLimited) or (isinstance(error, ServerError) and method in _IDEMPOTENT)
+                delay = error.retry_after
+                cause = error
+            # A 429 means the API did not act and will again: it gets a larger budget than faults do.
+            budget = self.settings.max_retries * (4 if isinstance(error, RateLimited) else 1)
+            if not retryable or attempt >= budget:
+                if cause is error:
+                    raise error
+                raise error from cause
+            time.sleep(self._backoff(attempt, delay))
+            attempt += 1
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER_SECONDS)
+        # Full jitter: spreads the retries of parallel operations instead of synchronising them.
+        return self._random.uniform(0, min(MAX_BACKOFF_SECONDS, 0.25 * 2**attempt))
+
+    def _decode(self, response: httpx.Response, method: str, path: str, operation: str) -> Any:
+        if not response.content.strip():
+            return None
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise self._malformed(
+                method, path, operation, "JSON", status=response.status_code, body=response.text
+            ) from None
+
+    def _as_agent(self, data: Any, method: str, path: str, operation: str) -> dict[str, Any]:
+        if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+            raise self._malformed(method, path, operation, "a JSON agent with an id", body=json.dumps(data))
+        return data
+
+    def _malformed(
+        self, method: str, path: str, operation: str, expected: str, *, status: int = 200, body: str = ""
+    ) -> MalformedResponse:
+        detail = f"expected {expected}, got {_snippet(body)!r}" if body else f"expected {expected}"
+        return MalformedResponse(
+            redact(
+                f"{operation} failed: {method} {path} answered {status} with a body that is not "
+                f"what the API documents ({detail})",
+                self.settings.api_token,
+            ),
+            operation=operation,
+            method=method,
+            path=path,
+            status_code=status,
+            api_message=detail,
+        )
+
+    def _error(self, response: httpx.Response, method: str, path: str, operation: str, token: str) -> ApiError:
+        status = response.status_code
+        api_message = _api_message(response)
+        cls = error_class_for_status(status)
+        message = f"{operation} failed: {method} {path} answered {status} {response.reason_phrase}: {api_message}"
+        if cls is Unauthorized:
+            message += f". Fix: {_FIX_AUTH}"
+        retry_after = _retry_after(response.headers.get("Retry-After"))
+        if cls is RateLimited:
+            wait = f"{retry_after:g} s" if retry_after is not None else "a moment"
+            message += f" (the API asked to wait {wait}; lower oppie:maxRequestsPerMinute if this persists)"
+        return cls(
+            redact(message, token),
+            operation=operation,
+            method=method,
+            path=path,
+            status_code=status,
+            api_message=redact(api_message, token),
+            retry_after=retry_after,
+        )
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    text = re.sub(r"<[^>]+>", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _api_message(response: httpx.Response) -> str:
+    """The API's own explanation from the ``{statusCode, error, message}`` envelope, or the body."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        text = _snippet(response.text)
+        return f"(no JSON error body; the response said: {text!r})" if text else "(empty body)"
+    if isinstance(body, dict):
+        message = body.get("message", body.get("error"))
+        if isinstance(message, list):
+            return "; ".join(str(m) for m in message)
+        if message is not None:
+            return str(message)
+    return _snippet(json.dumps(body))
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+_CLIENTS: dict[Settings, PhoneApiClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def client_for(settings: Settings) -> PhoneApiClient:
+    """The process-wide client for ``settings``, built on first use and shared by every thread."""
+    client = _CLIENTS.get(settings)
+    if client is None:
+        with _CLIENTS_LOCK:
+            client = _CLIENTS.get(settings)
+            if client is None:
+                client = _CLIENTS[settings] = PhoneApiClient(settings)
+    return client

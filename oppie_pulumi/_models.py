@@ -1,0 +1,165 @@
+"""The agent as the program declares it (``AgentSpec``) and as the API returns it (``outputs_from_agent``).
+
+Field behaviour lives beside the field: its API name, default, and whether a change replaces the agent
+(``REPLACE_ON_CHANGE``, like Terraform's RequiresReplace).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
+
+__all__ = [
+    "API_NAMES",
+    "COMPUTED_OUTPUTS",
+    "INPUT_FIELDS",
+    "MODELS",
+    "OUTPUT_FIELDS",
+    "REPLACE_ON_CHANGE",
+    "AgentSpec",
+    "api_body",
+    "normalized",
+    "outputs_from_agent",
+    "validation_failures",
+]
+
+MODELS = ("oppie-vox", "oppie-vox-turbo", "oppie-vox-2")
+E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_HTTP_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+
+StrList = list[StrictStr]
+
+
+class AgentSpec(BaseModel):
+    """The declared agent: the create body, in Python names. Defaults are the API's own."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: Annotated[StrictStr, Field(min_length=1, description="Name of the agent. Updated in place.")]
+    type: Literal["inbound", "outbound"] = Field("inbound", description="Call direction. Updated in place.")
+    language: StrictStr | StrList | None = Field(
+        None, description="Main language (ISO-639-1, e.g. 'en'); newer API versions return a list."
+    )
+    accent: StrictStr | None = Field(None, description="Accent the agent speaks with.")
+    handoff_phone_number: StrictStr | None = Field(
+        None, description="E.164 number of the human to hand calls off to, e.g. +14155550123."
+    )
+    interruptible: StrictBool = Field(True, description="Whether callers can interrupt the agent.")
+    action_ids: StrList | None = Field(
+        None, description="Action ids the agent may use: null means all actions, [] means none."
+    )
+    instructions: StrList | None = Field(None, description="Instructions for the agent.")
+    data_collection_fields: StrList | None = Field(None, description="Fields to collect from calls.")
+    data_collection_webhook_url: StrictStr | None = Field(
+        None, description="http(s) URL that receives the collected data."
+    )
+    # The only immutable field: the API refuses to change it, so a change replaces the agent.
+    model: Literal["oppie-vox", "oppie-vox-turbo", "oppie-vox-2"] = Field(
+        "oppie-vox", description="Voice model. Changing it REPLACES the agent (new id, new phone number)."
+    )
+    first_message: StrictStr | None = Field(None, description="First thing the agent says.")
+    voice_id: StrictStr | None = Field(None, description="Voice id.")
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("handoff_phone_number")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is not None and not E164.match(value):
+            raise ValueError(f"must be an E.164 number such as +14155550123, got {value!r}")
+        return value
+
+    @field_validator("data_collection_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not _HTTP_URL.match(value):
+            raise ValueError(f"must be an http(s) URL such as https://example.com/hook, got {value!r}")
+        return value
+
+
+REPLACE_ON_CHANGE = frozenset({"model"})
+INPUT_FIELDS: tuple[str, ...] = tuple(AgentSpec.model_fields)
+# Python name -> API name, for the one field whose names differ.
+API_NAMES: dict[str, str] = {name: name for name in INPUT_FIELDS} | {"action_ids": "actionIds"}
+COMPUTED_OUTPUTS = ("org_id", "phone_number", "provider_external_id", "created_at", "updated_at")
+OUTPUT_FIELDS: tuple[str, ...] = INPUT_FIELDS + COMPUTED_OUTPUTS
+
+
+def validation_failures(props: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+    """``(property, reason)`` for every invalid property of ``props``, by Python name.
+
+    Properties in ``skip`` (values still unknown during a preview) are not judged.
+    """
+    try:
+        AgentSpec.model_validate(dict(props))
+    except ValidationError as exc:
+        failures: dict[str, str] = {}
+        for error in exc.errors():
+            prop = str(error["loc"][0]) if error["loc"] else "name"
+            if prop in skip or prop in failures:
+                continue
+            failures[prop] = _reason(error)
+        return list(failures.items())
+    return []
+
+
+def _reason(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"is not a property of PhoneAgent (known: {', '.join(INPUT_FIELDS)})"
+    if kind == "missing":
+        return "is required"
+    if kind == "literal_error":
+        return f"must be one of {error['ctx']['expected']}, got {error['input']!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if len(error["loc"]) > 1:
+        message = f"item {error['loc'][1]}: {message}"
+    return message
+
+
+def defaults() -> dict[str, Any]:
+    """Every input with the API's default, so a spelled default and an omitted one never differ."""
+    return {name: info.default for name, info in AgentSpec.model_fields.items() if name != "name"}
+
+
+def api_body(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The request body for ``props`` (Python names) in the API's field names, leaving out nulls."""
+    return {API_NAMES[key]: value for key, value in props.items() if key in API_NAMES and value is not None}
+
+
+def outputs_from_agent(agent: Mapping[str, Any]) -> dict[str, Any]:
+    """The one mapping from an agent as the API returns it to the resource's outputs.
+
+    Every output key is present (``None`` when the API left it out) and fields the API added in newer
+    versions are ignored, so a newer API never breaks a stack.
+    """
+    outputs = {name: agent.get(API_NAMES.get(name, name)) for name in OUTPUT_FIELDS}
+    outputs["language"] = _language_output(outputs["language"])
+    return outputs
+
+
+def _language_output(value: Any) -> Any:
+    # Newer API versions answer ["en"] for "en": keep the declared scalar form when it is one code.
+    if isinstance(value, list):
+        if not value:
+            return None
+        if len(value) == 1:
+            return value[0]
+    return value
+
+
+def normalized(name: str, value: Any) -> Any:
+    """``value`` in a form where equivalent spellings compare equal (``"en"`` == ``["en"]``)."""
+    if name == "language":
+        value = _language_output(value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value

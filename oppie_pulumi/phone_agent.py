@@ -1,0 +1,414 @@
+"""``PhoneAgentProvider`` (the dynamic provider) and ``PhoneAgent`` (the resource users declare).
+
+The provider object is pickled (dill) into every resource's state, and the provider host unpickles it
+and calls ``configure`` before any operation. So the instance carries nothing at pickle time: settings,
+token and HTTP connections are resolved in ``configure`` and live in process-wide objects
+(``_client.client_for``) that are never pickled.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any, ClassVar, TypedDict
+
+import pulumi
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    ConfigureRequest,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    Resource,
+    ResourceProvider,
+    UpdateResult,
+)
+
+from ._client import PhoneApiClient, client_for
+from ._config import Settings
+from ._exceptions import (
+    AmbiguousCreate,
+    ConfigError,
+    MalformedResponse,
+    NotFound,
+    ServerError,
+    TransportError,
+)
+from ._models import (
+    API_NAMES,
+    COMPUTED_OUTPUTS,
+    INPUT_FIELDS,
+    OUTPUT_FIELDS,
+    REPLACE_ON_CHANGE,
+    api_body,
+    defaults,
+    normalized,
+    outputs_from_agent,
+    validation_failures,
+)
+
+__all__ = ["PhoneAgent", "PhoneAgentArgs", "PhoneAgentProvider"]
+
+# The engine's placeholder for a value not yet known during a preview (pulumi.runtime.rpc.UNKNOWN).
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+ADOPT_ID = "adopt_id"
+# A refresh reads every agent and the API can only list them all: reads within this many seconds
+# share one list (the client's own writes invalidate it, so a read after a write sees the write).
+READ_SNAPSHOT_SECONDS = 2.0
+# How far the API's clock may lag ours when we look for the agent an unanswered create made.
+CLOCK_SKEW = timedelta(seconds=5)
+
+
+def _is_unknown(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_is_unknown(item) for item in value)
+    return bool(value == UNKNOWN)
+
+
+def _label(props: Mapping[str, Any], agent_id: str | None = None) -> str:
+    name = props.get("name")
+    if agent_id and isinstance(name, str):
+        return f"{name!r} ({agent_id})"
+    return repr(name) if isinstance(name, str) else str(agent_id)
+
+
+def _spec(props: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: props.get(name) for name in INPUT_FIELDS}
+
+
+def _changed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    return [
+        name
+        for name in INPUT_FIELDS
+        if _is_unknown(news.get(name)) or normalized(name, olds.get(name)) != normalized(name, news.get(name))
+    ]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+class PhoneAgentProvider(ResourceProvider):
+    """The dynamic provider behind ``PhoneAgent``. Takes no arguments: settings come from stack config.
+
+    See ``oppie_pulumi._config`` for the keys (``oppie:apiToken``, ``oppie:baseUrl``, ...).
+    """
+
+    # Nothing secret is ever captured in the instance, so its pickle needs no encryption in state.
+    serialize_as_secret_always = False
+
+    _settings: Settings | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._settings = None
+
+    # Only plain settings may reach the state: the configured settings (and token) never do.
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        self._settings = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        """Resolve settings from the stack config, then the environment (see ``_config``)."""
+        self._settings = Settings.resolve(req.config.get)
+
+    # Outside a provider host (benchmarks, tests calling the provider in-process, and the CLI) the
+    # environment alone configures the provider.
+    def _client(self) -> PhoneApiClient:
+        if self._settings is None:
+            self._settings = Settings.resolve(lambda _key: None)
+        return client_for(self._settings)
+
+    _claimed: ClassVar[set[str]] = set()
+    _claimed_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def _claim(self, agent_id: str) -> None:
+        with self._claimed_lock:
+            self._claimed.add(agent_id)
+
+    # -- preview: no API calls -----------------------------------------------------------------------
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        """Validate the declared agent, fill in the API's defaults; unknown values pass untouched."""
+        inputs = {key: value for key, value in news.items() if not key.startswith("__")}
+        for key, default in defaults().items():
+            if inputs.get(key) is None:
+                inputs[key] = default
+        adopt_id = inputs.pop(ADOPT_ID, None)
+        unknown = frozenset(key for key, value in inputs.items() if _is_unknown(value))
+        failures = [CheckFailure(prop, reason) for prop, reason in validation_failures(inputs, unknown)]
+        if adopt_id is not None:
+            if not (_is_unknown(adopt_id) or (isinstance(adopt_id, str) and adopt_id.strip())):
+                failures.append(CheckFailure(ADOPT_ID, "must be the id of an existing agent (a non-empty string)"))
+            inputs[ADOPT_ID] = adopt_id
+        return CheckResult(inputs, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        """Old outputs against new inputs: ``model`` replaces, anything else updates in place.
+
+        ``adopt_id`` only matters at create time, so changing it is no change.
+        """
+        changed = _changed(olds, news)
+        replaces = [name for name in changed if name in REPLACE_ON_CHANGE]
+        return DiffResult(
+            changes=bool(changed),
+            replaces=replaces,
+            # Without a replacement the agent keeps its id and phone number: previews of dependants
+            # can rely on them.
+            stables=None if replaces else list(COMPUTED_OUTPUTS),
+            delete_before_replace=False,
+        )
+
+    # -- apply ---------------------------------------------------------------------------------------
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        """POST /phone once; or, with ``adopt_id``, take over that agent and bring it to the spec."""
+        spec = _spec(props)
+        client = self._client()
+        adopt_id = props.get(ADOPT_ID)
+        if adopt_id:
+            outputs = self._adopt(client, adopt_id, spec)
+            agent_id = adopt_id
+        else:
+            agent = self._post(client, spec)
+            agent_id, outputs = agent["id"], outputs_from_agent(agent)
+        self._claim(agent_id)
+        return CreateResult(agent_id, self._with_adopt_id(outputs, props))
+
+    def _post(self, client: PhoneApiClient, spec: dict[str, Any]) -> dict[str, Any]:
+        label = _label(spec)
+        for attempt in range(2):
+            started = datetime.now(timezone.utc)
+            try:
+                return client.create(api_body(spec), label=label)
+            # A 5xx, a timeout, a dropped connection or an unreadable 2xx: the API may have acted.
+            except (TransportError, ServerError, MalformedResponse) as exc:
+                if isinstance(exc, TransportError) and not exc.may_have_reached_api:
+                    raise
+                # The API may have created the agent without telling us: look before retrying, so a
+                # create never leaves an agent the state does not know, nor makes two.
+                found = self._find_created(client, spec, started)
+                if len(found) == 1:
+                    return found[0]
+                if found:
+                    ids = ", ".join(agent["id"] for agent in found)
+                    raise AmbiguousCreate(
+                        f"create phone agent {label}: the API did not answer ({exc}), and {len(found)} "
+                        f"agents matching this spec appeared since the request began: {ids}. Delete all "
+                        "but one in the dashboard, then run `pulumi up` again with adopt_id set to the one "
+                        "kept.",
+                        candidate_ids=[agent["id"] for agent in found],
+                    ) from exc
+                if attempt == 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _find_created(self, client: PhoneApiClient, spec: Mapping[str, Any], started: datetime) -> list[dict[str, Any]]:
+        with self._claimed_lock:
+            claimed = set(self._claimed)
+        found = []
+        for agent in client.list():
+            created = _parse_time(agent.get("created_at"))
+            if agent["id"] in claimed or created is None or created < started - CLOCK_SKEW:
+                continue
+            if not _changed(outputs_from_agent(agent), spec):
+                found.append(agent)
+        return found
+
+    def _adopt(self, client: PhoneApiClient, adopt_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """The outputs of live agent ``adopt_id`` after bringing it to ``spec``."""
+        label = _label(spec, adopt_id)
+        live = next((agent for agent in client.list() if agent["id"] == adopt_id), None)
+        if live is None:
+            raise NotFound(
+                f"adopt phone agent {label} failed: no agent with id {adopt_id!r} exists in this "
+                "organisation (check adopt_id; `oppie-pulumi generate` lists the ids)",
+                operation=f"adopt phone agent {label}",
+                method="GET",
+                path="/phone",
+                status_code=404,
+                api_message="not in GET /phone",
+            )
+        current = outputs_from_agent(live)
+        if normalized("model", current["model"]) != normalized("model", spec["model"]):
+            raise ConfigError(
+                f"adopt phone agent {label} failed: the live agent uses model {current['model']!r} but "
+                f"the program declares {spec['model']!r}; model cannot be changed after creation, so "
+                f"declare model={current['model']!r} to adopt it (changing it later replaces the agent)"
+            )
+        return self._patch(client, adopt_id, current, spec, label)
+
+    def _patch(
+        self,
+        client: PhoneApiClient,
+        agent_id: str,
+        olds: Mapping[str, Any],
+        news: Mapping[str, Any],
+        label: str,
+    ) -> dict[str, Any]:
+        """The outputs after PATCHing the agent from ``olds`` (outputs) to ``news`` (inputs)."""
+        # Only what changed, with nulls kept (null clears a field), and never the immutable model.
+        body = {API_NAMES[name]: news.get(name) for name in _changed(olds, news) if name not in REPLACE_ON_CHANGE}
+        if not body:
+            return {name: olds.get(name) for name in OUTPUT_FIELDS}
+        agent = client.update(agent_id, body, label=label)
+        if agent is None:
+            # Older API versions answer PATCH with an empty body: read the agent back.
+            agent = next((a for a in client.list() if a["id"] == agent_id), None)
+            if agent is None:
+                raise NotFound(
+                    f"update phone agent {label} failed: the agent disappeared right after the update",
+                    operation=f"update phone agent {label}",
+                    method="GET",
+                    path="/phone",
+                    status_code=404,
+                    api_message="not in GET /phone",
+                )
+        return outputs_from_agent(agent)
+
+    @staticmethod
+    def _with_adopt_id(outputs: dict[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
+        # Kept in state so that the next diff compares like with like; it has no effect after create.
+        if props.get(ADOPT_ID) is not None:
+            outputs[ADOPT_ID] = props[ADOPT_ID]
+        return outputs
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """The live agent from GET /phone; an agent deleted elsewhere drops out of state."""
+        for agent in self._client().list(max_age=READ_SNAPSHOT_SECONDS):
+            if agent.get("id") == id_:
+                self._claim(id_)
+                outputs = self._with_adopt_id(outputs_from_agent(agent), props)
+                # Inputs follow the live agent too, so `pulumi refresh` shows drift as a diff.
+                inputs = {name: outputs[name] for name in INPUT_FIELDS}
+                if ADOPT_ID in outputs:
+                    inputs[ADOPT_ID] = outputs[ADOPT_ID]
+                return ReadResult(id_, outputs, inputs)
+        return ReadResult(None, {})
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        """PATCH /phone/{id} with only the changed fields; returns the full outputs."""
+        outputs = self._patch(self._client(), id_, olds, _spec(news), _label(news, id_))
+        return UpdateResult(self._with_adopt_id(outputs, news))
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        """DELETE /phone/{id}; an agent already gone is success."""
+        try:
+            self._client().delete(id_, label=_label(props, id_))
+        except NotFound:
+            pass  # 404 on delete: already gone, which is what delete wants.
+
+
+_PROVIDER = PhoneAgentProvider()
+
+
+class PhoneAgentArgs(TypedDict, total=False):
+    """The arguments of ``PhoneAgent`` (``name`` required), e.g. for agents loaded from a file."""
+
+    name: pulumi.Input[str]
+    type: pulumi.Input[str] | None
+    language: pulumi.Input[str] | None
+    accent: pulumi.Input[str] | None
+    handoff_phone_number: pulumi.Input[str] | None
+    interruptible: pulumi.Input[bool] | None
+    action_ids: pulumi.Input[list[str]] | None
+    instructions: pulumi.Input[list[str]] | None
+    data_collection_fields: pulumi.Input[list[str]] | None
+    data_collection_webhook_url: pulumi.Input[str] | None
+    model: pulumi.Input[str] | None
+    first_message: pulumi.Input[str] | None
+    voice_id: pulumi.Input[str] | None
+    adopt_id: pulumi.Input[str] | None
+
+
+class PhoneAgent(Resource, module="oppie", name="PhoneAgent"):
+    """An AI phone agent (and the phone number the API provisions for it).
+
+    Every argument takes a ``pulumi.Input``. Changing ``model`` replaces the agent (new id and phone
+    number); every other change is made in place. ``adopt_id`` takes over an existing agent instead of
+    creating one (Pulumi's ``import`` does not work for dynamic providers).
+    """
+
+    name: pulumi.Output[str]
+    type: pulumi.Output[str]
+    language: pulumi.Output[Any]
+    accent: pulumi.Output[str | None]
+    handoff_phone_number: pulumi.Output[str | None]
+    interruptible: pulumi.Output[bool]
+    action_ids: pulumi.Output[list[str] | None]
+    instructions: pulumi.Output[list[str] | None]
+    data_collection_fields: pulumi.Output[list[str] | None]
+    data_collection_webhook_url: pulumi.Output[str | None]
+    model: pulumi.Output[str]
+    first_message: pulumi.Output[str | None]
+    voice_id: pulumi.Output[str | None]
+    org_id: pulumi.Output[str]
+    phone_number: pulumi.Output[str | None]
+    provider_external_id: pulumi.Output[str | None]
+    created_at: pulumi.Output[str]
+    updated_at: pulumi.Output[str]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        name: pulumi.Input[str],
+        type: pulumi.Input[str] | None = None,
+        language: pulumi.Input[str] | None = None,
+        accent: pulumi.Input[str] | None = None,
+        handoff_phone_number: pulumi.Input[str] | None = None,
+        interruptible: pulumi.Input[bool] | None = None,
+        action_ids: pulumi.Input[list[str]] | None = None,
+        instructions: pulumi.Input[list[str]] | None = None,
+        data_collection_fields: pulumi.Input[list[str]] | None = None,
+        data_collection_webhook_url: pulumi.Input[str] | None = None,
+        model: pulumi.Input[str] | None = None,
+        first_message: pulumi.Input[str] | None = None,
+        voice_id: pulumi.Input[str] | None = None,
+        adopt_id: pulumi.Input[str] | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props: dict[str, Any] = {
+            "name": name,
+            "type": type,
+            "language": language,
+            "accent": accent,
+            "handoff_phone_number": handoff_phone_number,
+            "interruptible": interruptible,
+            "action_ids": action_ids,
+            "instructions": instructions,
+            "data_collection_fields": data_collection_fields,
+            "data_collection_webhook_url": data_collection_webhook_url,
+            "model": model,
+            "first_message": first_message,
+            "voice_id": voice_id,
+        }
+        if adopt_id is not None:
+            props[ADOPT_ID] = adopt_id
+        # Outputs present as None so that Pulumi exposes them as attributes.
+        props.update(dict.fromkeys(COMPUTED_OUTPUTS))
+        super().__init__(_PROVIDER, resource_name, props, opts)
+
+    @staticmethod
+    def get(resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> PhoneAgent:
+        """Look up an existing agent by id; Pulumi reads it and does not manage it."""
+        agent = PhoneAgent.__new__(PhoneAgent)
+        props: dict[str, Any] = dict.fromkeys(OUTPUT_FIELDS)
+        Resource.__init__(
+            agent,
+            _PROVIDER,
+            resource_name,
+            props,
+            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id)),
+        )
+        return agent

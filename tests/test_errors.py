@@ -1,0 +1,217 @@
+"""One scripted case per failure mode, through the real provider host against the sandbox's faults.
+
+Each asserts what `pulumi up` would print (operation, agent, status, the API's message, the fix) and
+what exists on the server afterwards: a failure never leaves an agent the state does not know.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import httpx
+
+from oppie_pulumi.sandbox import SandboxServer
+from oppie_pulumi.testing import Engine, ProviderHost, StateEntry
+
+from .support import TOKEN, HostFactory, StateFactory, agents_program
+
+SUPPORT = {"resource": "support", "name": "Support"}
+
+
+def up_one(engine: Engine) -> str | None:
+    """Run `up` for SUPPORT; the error message, if it failed."""
+    summary = engine.up(agents_program(SUPPORT))
+    return summary.failed.get("support")
+
+
+def assert_state_matches_server(state: dict[str, StateEntry], sandbox: SandboxServer) -> None:
+    assert sorted(e.id for e in state.values()) == sorted(a["id"] for a in sandbox.agents())
+
+
+def test_wrong_token_is_unauthorized_with_the_fix_and_without_the_token(
+    sandbox: SandboxServer, engine_for: StateFactory
+) -> None:
+    state: dict[str, StateEntry] = {}
+    with engine_for(state, apiToken="wrong-token-31337") as engine:
+        message = up_one(engine)
+    assert message is not None
+    assert "create phone agent 'Support' failed: POST /phone answered 401 Unauthorized" in message
+    assert "pulumi config set --secret oppie:apiToken" in message and "OPPIE_API_TOKEN" in message
+    assert "wrong-token-31337" not in message
+    assert sandbox.agents() == [] and state == {}
+
+
+def test_missing_token_says_both_ways_to_set_it(sandbox: SandboxServer) -> None:
+    with ProviderHost() as host:
+        host.configure({"oppie:baseUrl": sandbox.url})
+        message = up_one(Engine(host, {}))
+    assert message is not None
+    assert "no API token is configured" in message
+    assert "pulumi config set --secret oppie:apiToken" in message and "OPPIE_API_TOKEN" in message
+
+
+def test_token_from_environment_is_used_when_stack_config_has_none(sandbox: SandboxServer) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPPIE_")}
+    env.update(OPPIE_API_TOKEN=TOKEN, OPPIE_BASE_URL=sandbox.url)
+    with ProviderHost(env=env) as host:
+        host.configure({})
+        assert up_one(Engine(host, {})) is None
+    assert len(sandbox.agents()) == 1
+
+
+def test_stack_config_takes_precedence_over_environment(sandbox: SandboxServer) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPPIE_")}
+    env.update(OPPIE_API_TOKEN="env-token-wrong", OPPIE_BASE_URL="http://127.0.0.1:9")
+    with ProviderHost(env=env) as host:
+        host.configure({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url})
+        assert up_one(Engine(host, {})) is None
+    assert len(sandbox.agents()) == 1
+
+
+def test_forbidden_names_the_missing_scope(sandbox: SandboxServer, engine_for: StateFactory) -> None:
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+        sandbox.set_faults(fail_next=1, fail_status=403)
+        summary = engine.refresh()
+    message = summary.failed["support"]
+    assert "list phone agents failed: GET /phone answered 403 Forbidden" in message
+    assert "phone:read / phone:write scope" in message
+
+
+def test_update_of_an_agent_deleted_elsewhere_is_not_found_naming_it(
+    sandbox: SandboxServer, engine_for: StateFactory
+) -> None:
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+        agent_id = next(iter(state.values())).id
+        httpx.delete(f"{sandbox.url}/phone/{agent_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+        summary = engine.up(agents_program({**SUPPORT, "voice_id": "v2"}))
+    message = summary.failed["support"]
+    assert f"update phone agent 'Support' ({agent_id}) failed: PATCH /phone/{agent_id} answered 404" in message
+    assert agent_id in message
+
+
+def test_rate_limited_create_waits_retry_after_and_creates_once(
+    sandbox: SandboxServer, engine_for: StateFactory
+) -> None:
+    sandbox.set_faults(rate_limit_next=2, retry_after_s=0.2)
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+    assert sandbox.stats()["by_status"] == {"429": 2, "201": 1}
+    assert_state_matches_server(state, sandbox)
+
+
+def test_server_errors_then_success_create_exactly_one_agent(sandbox: SandboxServer, engine_for: StateFactory) -> None:
+    sandbox.set_faults(fail_next=2)
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+    assert len(sandbox.agents()) == 1
+    assert_state_matches_server(state, sandbox)
+
+
+def test_server_errors_on_refresh_are_retried(sandbox: SandboxServer, engine_for: StateFactory) -> None:
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+        sandbox.set_faults(fail_next=2, fail_status=500)
+        summary = engine.refresh()
+    assert summary.same == ["support"] and not summary.failed
+
+
+def test_create_answered_after_the_timeout_adopts_the_agent_it_made(
+    sandbox: SandboxServer, engine_for: StateFactory
+) -> None:
+    sandbox.set_faults(delay_after_apply_ms=1500)
+    state: dict[str, StateEntry] = {}
+    with engine_for(state, timeoutSeconds="0.5") as engine:
+        assert up_one(engine) is None
+    assert len(sandbox.agents()) == 1
+    assert_state_matches_server(state, sandbox)
+
+
+def test_read_timeout_is_a_clear_transport_error(sandbox: SandboxServer, engine_for: StateFactory) -> None:
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+    sandbox.set_faults(latency_ms=1000)
+    with engine_for(state, timeoutSeconds="0.3", maxRetries="1") as engine:
+        message = engine.refresh().failed["support"]
+    assert "list phone agents failed: GET /phone timed out (ReadTimeout" in message
+    assert sandbox.url in message
+
+
+def test_connection_dropped_after_create_applied_adopts_the_agent(
+    sandbox: SandboxServer, engine_for: StateFactory
+) -> None:
+    sandbox.set_faults(drop_after_apply=1)
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+    assert len(sandbox.agents()) == 1
+    assert_state_matches_server(state, sandbox)
+
+
+def test_malformed_json_on_create_is_reconciled_not_duplicated(
+    sandbox: SandboxServer, engine_for: StateFactory
+) -> None:
+    sandbox.set_faults(malformed_json_next=1)
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+    assert_state_matches_server(state, sandbox)
+    assert len(sandbox.agents()) == 1
+
+
+def test_malformed_json_on_read_is_a_clear_error(sandbox: SandboxServer, engine_for: StateFactory) -> None:
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+        sandbox.set_faults(malformed_json_next=1)
+        message = engine.refresh().failed["support"]
+    assert "list phone agents failed: GET /phone answered 200 with a body that is not what the API documents" in message
+    assert "KeyError" not in message
+
+
+def test_html_error_page_is_reported_by_status_and_text(sandbox: SandboxServer, engine_for: StateFactory) -> None:
+    state: dict[str, StateEntry] = {}
+    with engine_for(state) as engine:
+        assert up_one(engine) is None
+    sandbox.set_faults(fail_next=5, fail_status=502, html_errors=True)
+    with engine_for(state, maxRetries="0") as engine:
+        message = engine.refresh().failed["support"]
+    assert "GET /phone answered 502 Bad Gateway" in message and "no JSON error body" in message
+
+
+def test_connection_refused_names_the_base_url(sandbox: SandboxServer) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with ProviderHost() as host:
+        host.configure({"oppie:apiToken": TOKEN, "oppie:baseUrl": closed, "oppie:maxRetries": "1"})
+        message = up_one(Engine(host, {}))
+    assert message is not None
+    assert "create phone agent 'Support' failed: POST /phone failed (ConnectError" in message
+    assert closed in message
+
+
+def test_invalid_request_carries_the_api_message(sandbox: SandboxServer, host_for: HostFactory) -> None:
+    [reg] = agents_program(SUPPORT)
+    with host_for() as host:
+        inputs, _ = host.check(reg.urn, {}, reg.inputs)
+        inputs["model"] = "oppie-vox-9"  # past check, as a hand-edited state would be
+        try:
+            host.create(reg.urn, inputs)
+        except Exception as exc:
+            message = str(exc)
+        else:
+            raise AssertionError("create with an invalid model succeeded")
+    assert "POST /phone answered 400 Bad Request" in message and "model" in message
+    assert sandbox.agents() == []
