@@ -1,0 +1,53 @@
+"""Request counters: what reached the sandbox's API, so tests can assert how a client behaved."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+
+class Stats:
+    """Counts API requests by route and by status, and the distinct TCP connections they came on.
+
+    Admin (`/_sandbox`) and documentation requests are never counted: they are not the API.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests = 0
+        self._by_route: Counter[str] = Counter()
+        self._by_status: Counter[str] = Counter()
+        self._connections: set[tuple[str, int]] = set()
+
+    def record_connection(self, client: tuple[str, int] | None) -> None:
+        """Note the (host, port) a request came from; a reused keep-alive connection counts once."""
+        if client is None:
+            return
+        with self._lock:
+            self._connections.add((client[0], client[1]))
+
+    def record_response(self, route: str, status: int) -> None:
+        """Count one answered request, e.g. `record_response("POST /phone", 201)`."""
+        with self._lock:
+            self._requests += 1
+            self._by_route[route] += 1
+            self._by_status[str(status)] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as plain JSON-ready data."""
+        with self._lock:
+            return {
+                "requests": self._requests,
+                "by_route": dict(self._by_route),
+                "by_status": dict(self._by_status),
+                "connections": len(self._connections),
+            }
+
+    def reset(self) -> None:
+        """Start counting from zero."""
+        with self._lock:
+            self._requests = 0
+            self._by_route.clear()
+            self._by_status.clear()
+            self._connections.clear()
