@@ -60,7 +60,8 @@ class RateLimiter:
     whichever of the two the API enforces, and still sends the first ``per_minute`` at once.
     """
 
-    WINDOW_SECONDS = 60.0
+    # A little over a minute: our clock starts a request's minute before the API's clock sees it.
+    WINDOW_SECONDS = 60.5
 
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._limit = int(per_minute)
@@ -126,7 +127,8 @@ class PhoneApiClient:
         """
         try:
             operation = f"create phone agent {label}"
-            return self._as_agent(self._call("POST", "/phone", operation, json=body), "POST", "/phone", operation)
+            status, data = self._call("POST", "/phone", operation, json=body)
+            return self._as_agent(data, status, "POST", "/phone", operation)
         finally:
             self._invalidate()
 
@@ -149,9 +151,13 @@ class PhoneApiClient:
                 break
         try:
             started = time.monotonic()
-            data = self._call("GET", "/phone", "list phone agents")
-            if not isinstance(data, list) or not all(isinstance(a, dict) and "id" in a for a in data):
-                raise self._malformed("GET", "/phone", "list phone agents", "a JSON array of agents")
+            status, data = self._call("GET", "/phone", "list phone agents")
+            if not isinstance(data, list) or not all(
+                isinstance(a, dict) and isinstance(a.get("id"), str) for a in data
+            ):
+                raise self._malformed(
+                    "GET", "/phone", "list phone agents", "a JSON array of agents", status=status, body=json.dumps(data)
+                )
             with self._lock:
                 if generation == self._generation:
                     self._snapshot = _Snapshot(generation, started, data)
@@ -166,10 +172,10 @@ class PhoneApiClient:
         """PATCH /phone/{id}. Returns the agent, or ``None`` when the API answers with an empty body."""
         path, operation = f"/phone/{agent_id}", f"update phone agent {label}"
         try:
-            data = self._call("PATCH", path, operation, json=body)
+            status, data = self._call("PATCH", path, operation, json=body)
         finally:
             self._invalidate()
-        return None if data is None else self._as_agent(data, "PATCH", path, operation)
+        return None if data is None else self._as_agent(data, status, "PATCH", path, operation)
 
     def delete(self, agent_id: str, *, label: str) -> None:
         """DELETE /phone/{id}. A 404 propagates as ``NotFound``; the caller decides what it means."""
@@ -185,8 +191,8 @@ class PhoneApiClient:
             self._generation += 1
             self._snapshot = None
 
-    def _call(self, method: str, path: str, operation: str, json: Any = None) -> Any:
-        """One API call with retries; returns the decoded JSON body (``None`` for an empty body)."""
+    def _call(self, method: str, path: str, operation: str, json: Any = None) -> tuple[int, Any]:
+        """One API call with retries; returns the status and the decoded JSON body (``None`` if empty)."""
         token = self.settings.require_token()
         headers = {"Authorization": f"Bearer {token}"}
         attempt = 0
@@ -214,7 +220,7 @@ class PhoneApiClient:
                 cause: Exception = exc
             else:
                 if response.is_success:
-                    return self._decode(response, method, path, operation)
+                    return response.status_code, self._decode(response, method, path, operation)
                 error = self._error(response, method, path, operation, token)
                 retryable = isinstance(error, RateLimited) or (isinstance(error, ServerError) and method in _IDEMPOTENT)
                 delay = error.retry_after
@@ -227,6 +233,10 @@ class PhoneApiClient:
                 raise error from cause
             time.sleep(self._backoff(attempt, delay))
             attempt += 1
+
+    def pause(self, attempt: int) -> None:
+        """Sleep the backoff for retry number ``attempt`` (callers that retry a whole operation)."""
+        time.sleep(self._backoff(attempt, None))
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -244,13 +254,15 @@ class PhoneApiClient:
                 method, path, operation, "JSON", status=response.status_code, body=response.text
             ) from None
 
-    def _as_agent(self, data: Any, method: str, path: str, operation: str) -> dict[str, Any]:
+    def _as_agent(self, data: Any, status: int, method: str, path: str, operation: str) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise self._malformed(method, path, operation, "a JSON agent with an id", body=json.dumps(data))
+            raise self._malformed(
+                method, path, operation, "a JSON agent with an id", status=status, body=json.dumps(data)
+            )
         return data
 
     def _malformed(
-        self, method: str, path: str, operation: str, expected: str, *, status: int = 200, body: str = ""
+        self, method: str, path: str, operation: str, expected: str, *, status: int, body: str
     ) -> MalformedResponse:
         detail = f"expected {expected}, got {_snippet(body)!r}" if body else f"expected {expected}"
         return MalformedResponse(

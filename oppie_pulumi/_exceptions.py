@@ -139,8 +139,12 @@ def error_class_for_status(status_code: int) -> type[ApiError]:
     return _STATUS_ERRORS.get(status_code, InvalidRequest)
 
 
+# Shorter "tokens" are not credentials (and would shred every message they happen to occur in).
+MIN_REDACTED_LENGTH = 6
+
+
 def redact(text: str, secret: str | None) -> str:
     """``text`` with every occurrence of ``secret`` replaced, so no message can carry the token."""
-    if secret:
+    if secret and len(secret) >= MIN_REDACTED_LENGTH:
         return text.replace(secret, "[redacted]")
     return text

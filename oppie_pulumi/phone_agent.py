@@ -57,6 +57,9 @@ ADOPT_ID = "adopt_id"
 # A refresh reads every agent and the API can only list them all: reads within this many seconds
 # share one list (the client's own writes invalidate it, so a read after a write sees the write).
 READ_SNAPSHOT_SECONDS = 2.0
+# Failures after which the API may or may not have acted: a 5xx, a timeout, a dropped connection, or
+# a 2xx whose body we could not read. After one of these the provider looks before it leaps.
+AMBIGUOUS = (TransportError, ServerError, MalformedResponse)
 # How far the API's clock may lag ours when we look for the agent an unanswered create made.
 CLOCK_SKEW = timedelta(seconds=5)
 
@@ -187,14 +190,16 @@ class PhoneAgentProvider(ResourceProvider):
 
     def _post(self, client: PhoneApiClient, spec: dict[str, Any]) -> dict[str, Any]:
         label = _label(spec)
-        for attempt in range(2):
-            started = datetime.now(timezone.utc)
+        # Every look covers the time since the FIRST attempt: an earlier POST the API applied late is
+        # found too, and then two candidates fail loudly instead of one being orphaned.
+        started = datetime.now(timezone.utc)
+        attempt = 0
+        while True:
             try:
                 return client.create(api_body(spec), label=label)
-            # A 5xx, a timeout, a dropped connection or an unreadable 2xx: the API may have acted.
-            except (TransportError, ServerError, MalformedResponse) as exc:
+            except AMBIGUOUS as exc:
                 if isinstance(exc, TransportError) and not exc.may_have_reached_api:
-                    raise
+                    raise  # refused before sending: the client already retried what it could
                 # The API may have created the agent without telling us: look before retrying, so a
                 # create never leaves an agent the state does not know, nor makes two.
                 found = self._find_created(client, spec, started)
@@ -209,9 +214,11 @@ class PhoneAgentProvider(ResourceProvider):
                         "kept.",
                         candidate_ids=[agent["id"] for agent in found],
                     ) from exc
-                if attempt == 1:
+                # None: the API did not act, so one more POST cannot make a second agent.
+                if attempt >= client.settings.max_retries:
                     raise
-        raise AssertionError("unreachable")
+                client.pause(attempt)
+                attempt += 1
 
     def _find_created(self, client: PhoneApiClient, spec: Mapping[str, Any], started: datetime) -> list[dict[str, Any]]:
         with self._claimed_lock:
@@ -258,10 +265,18 @@ class PhoneAgentProvider(ResourceProvider):
     ) -> dict[str, Any]:
         """The outputs after PATCHing the agent from ``olds`` (outputs) to ``news`` (inputs)."""
         # Only what changed, with nulls kept (null clears a field), and never the immutable model.
-        body = {API_NAMES[name]: news.get(name) for name in _changed(olds, news) if name not in REPLACE_ON_CHANGE}
-        if not body:
+        fields = [name for name in _changed(olds, news) if name not in REPLACE_ON_CHANGE]
+        if not fields:
             return {name: olds.get(name) for name in OUTPUT_FIELDS}
-        agent = client.update(agent_id, body, label=label)
+        try:
+            agent = client.update(agent_id, {API_NAMES[name]: news.get(name) for name in fields}, label=label)
+        except AMBIGUOUS:
+            # Retries ran out without an answer, but the PATCH may have landed: if the live agent
+            # already has every value we sent, the update did happen.
+            agent = next((a for a in client.list() if a["id"] == agent_id), None)
+            live = outputs_from_agent(agent) if agent else {}
+            if agent is None or any(normalized(f, live[f]) != normalized(f, news.get(f)) for f in fields):
+                raise
         if agent is None:
             # Older API versions answer PATCH with an empty body: read the agent back.
             agent = next((a for a in client.list() if a["id"] == agent_id), None)
@@ -303,10 +318,15 @@ class PhoneAgentProvider(ResourceProvider):
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """DELETE /phone/{id}; an agent already gone is success."""
+        client = self._client()
         try:
-            self._client().delete(id_, label=_label(props, id_))
+            client.delete(id_, label=_label(props, id_))
         except NotFound:
             pass  # 404 on delete: already gone, which is what delete wants.
+        except AMBIGUOUS:
+            # No answer, but the DELETE may have landed: gone from the list means deleted.
+            if any(agent["id"] == id_ for agent in client.list()):
+                raise
 
 
 _PROVIDER = PhoneAgentProvider()

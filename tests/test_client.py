@@ -30,9 +30,9 @@ def test_rate_limiter_sends_the_first_window_at_once_then_spaces_to_the_window(
     monkeypatch.setattr("oppie_pulumi._client.time.sleep", sleep)
     limiter = RateLimiter(3, clock=clock)
     assert [limiter.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.acquire() == pytest.approx(60.0)
+    assert limiter.acquire() == pytest.approx(60.5)
     clock.now += 30
-    assert limiter.acquire() == pytest.approx(30.0)
+    assert limiter.acquire() == pytest.approx(30.5)
 
 
 def test_rate_limiter_zero_is_off() -> None:
@@ -58,7 +58,7 @@ def test_rate_limiter_is_shared_safely_by_threads(monkeypatch: pytest.MonkeyPatc
         t.start()
     for t in threads:
         t.join()
-    assert sorted(waits) == [0.0] * 10 + [60.0] * 10 + [120.0] * 10
+    assert sorted(waits) == [0.0] * 10 + [60.5] * 10 + [121.0] * 10
 
 
 @pytest.mark.parametrize(("header", "seconds"), [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None)])

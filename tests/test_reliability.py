@@ -1,0 +1,43 @@
+"""Nothing lost under faults: every scenario of benchmarks/reliability.py, asserted.
+
+After every command of every scenario, the agents on the server are exactly those in state: none lost,
+orphaned or duplicated, and no operation failed where a retry was allowed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+
+def _load() -> ModuleType:
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "reliability.py"
+    spec = importlib.util.spec_from_file_location("reliability", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["reliability"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+reliability = _load()
+
+
+@pytest.mark.parametrize("scenario", reliability.SCENARIOS, ids=lambda s: s.name)
+def test_no_agent_lost_orphaned_or_duplicated_and_no_retryable_failure(scenario: reliability.Scenario) -> None:
+    outcome = reliability.run(scenario)
+    assert outcome.failed == []
+    assert (outcome.lost, outcome.orphaned, outcome.duplicated) == (0, 0, 0)
+    assert outcome.operations == 4 * scenario.agents
+    # the fault really fired: a scenario whose fault never triggers would pass for nothing
+    injected = {k: v for k, v in outcome.statuses.items() if k not in ("200", "201", "404")}
+    if scenario.faults.get("error_rate"):
+        assert injected.get("503", 0) > 0
+    if scenario.faults.get("rate_limit_next"):
+        assert injected.get("429") == scenario.faults["rate_limit_next"]
+    if scenario.faults.get("drop_after_apply") or scenario.faults.get("delay_after_apply_ms"):
+        assert outcome.requests > 4 * scenario.agents  # reconciling lists and retries happened
