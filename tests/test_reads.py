@@ -1,0 +1,47 @@
+"""Reads that scale: the API can only list, so reads share a short-lived snapshot of the list."""
+
+from __future__ import annotations
+
+from pulumi.dynamic import Config, ConfigureRequest
+
+from oppie_pulumi import PhoneAgentProvider
+from oppie_pulumi.sandbox import SandboxServer
+from oppie_pulumi.testing import StateEntry
+
+from .support import TOKEN, StateFactory, agents_program
+
+
+def test_refreshing_100_agents_costs_a_handful_of_list_calls(sandbox: SandboxServer, engine_for: StateFactory) -> None:
+    state: dict[str, StateEntry] = {}
+    specs = [{"resource": f"a{i}", "name": f"Agent {i}"} for i in range(100)]
+    with engine_for(state, parallel=10) as engine:
+        assert len(engine.up(agents_program(*specs)).created) == 100
+    sandbox.reset_stats()
+    with engine_for(state, parallel=10) as engine:
+        summary = engine.refresh()
+    assert len(summary.same) == 100 and not summary.failed
+    lists = sandbox.stats()["by_route"]["GET /phone"]
+    assert 1 <= lists <= 5, f"{lists} list calls for 100 reads"
+
+
+def test_read_after_the_providers_own_write_sees_the_write(sandbox: SandboxServer) -> None:
+    provider = PhoneAgentProvider()
+    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    inputs = provider.check({}, {"name": "Support"}).inputs
+    created = provider.create(inputs)
+    before = provider.read(created.id, created.outs or {})
+    assert before.outs and before.outs["first_message"] is None
+    news = provider.check({}, {"name": "Support", "first_message": "Hi"}).inputs
+    provider.update(created.id, before.outs, news)
+    after = provider.read(created.id, before.outs)
+    assert after.outs and after.outs["first_message"] == "Hi"
+
+
+def test_back_to_back_reads_share_one_list(sandbox: SandboxServer) -> None:
+    provider = PhoneAgentProvider()
+    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    created = provider.create(provider.check({}, {"name": "Support"}).inputs)
+    sandbox.reset_stats()
+    for _ in range(20):
+        assert provider.read(created.id, {}).id == created.id
+    assert sandbox.stats()["by_route"] == {"GET /phone": 1}
