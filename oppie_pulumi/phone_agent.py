@@ -33,6 +33,7 @@ from ._exceptions import (
     ConfigError,
     MalformedResponse,
     NotFound,
+    OppieError,
     ServerError,
     TransportError,
 )
@@ -202,7 +203,16 @@ class PhoneAgentProvider(ResourceProvider):
                     raise  # refused before sending: the client already retried what it could
                 # The API may have created the agent without telling us: look before retrying, so a
                 # create never leaves an agent the state does not know, nor makes two.
-                found = self._find_created(client, spec, started)
+                try:
+                    found = self._find_created(client, spec, started)
+                except OppieError as look:
+                    raise AmbiguousCreate(
+                        f"create phone agent {label}: the API did not answer ({exc}), and listing the agents "
+                        f"to see whether it created one failed too ({look}). An agent named {label} may exist "
+                        "or appear shortly: look for it in the dashboard and either delete it or adopt it by "
+                        "setting adopt_id to its id, then run `pulumi up` again.",
+                        candidate_ids=[],
+                    ) from exc
                 if len(found) == 1:
                     return found[0]
                 if found:

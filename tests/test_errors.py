@@ -215,3 +215,17 @@ def test_invalid_request_carries_the_api_message(sandbox: SandboxServer, host_fo
             raise AssertionError("create with an invalid model succeeded")
     assert "POST /phone answered 400 Bad Request" in message and "model" in message
     assert sandbox.agents() == []
+
+
+def test_create_with_no_answer_and_no_list_says_an_agent_may_exist_and_how_to_adopt_it(
+    sandbox: SandboxServer, engine_for: StateFactory
+) -> None:
+    sandbox.set_faults(latency_ms=800)
+    state: dict[str, StateEntry] = {}
+    with engine_for(state, timeoutSeconds="0.2", maxRetries="0") as engine:
+        message = up_one(engine)
+    assert message is not None
+    assert "create phone agent 'Support': the API did not answer" in message
+    assert "listing the agents to see whether it created one failed too" in message
+    assert "adopt_id" in message
+    assert state == {}
