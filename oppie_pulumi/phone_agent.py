@@ -144,7 +144,12 @@ class PhoneAgentProvider(ResourceProvider):
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate the declared agent, fill in the API's defaults; unknown values pass untouched."""
-        inputs = {key: value for key, value in news.items() if not key.startswith("__")}
+        # Engine keys (``__provider``) and the computed outputs PhoneAgent declares as None are not inputs.
+        inputs = {
+            key: value
+            for key, value in news.items()
+            if not key.startswith("__") and not (key in COMPUTED_OUTPUTS and value is None)
+        }
         for key, default in defaults().items():
             if inputs.get(key) is None:
                 inputs[key] = default

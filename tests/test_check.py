@@ -92,3 +92,13 @@ def test_adopt_id_must_be_a_non_empty_string() -> None:
         "adopt_id": "must be the id of an existing agent (a non-empty string)"
     }
     assert failures({"name": "A", "adopt_id": "abc"}) == {}
+
+
+def test_computed_outputs_declared_as_none_are_not_inputs() -> None:
+    result = provider.check({}, {"name": "A", "phone_number": None, "org_id": None})
+    assert result.failures == []
+    assert "phone_number" not in result.inputs
+
+
+def test_a_computed_output_given_a_value_is_rejected_by_name() -> None:
+    assert list(failures({"name": "A", "phone_number": "+15550000000"})) == ["phone_number"]
