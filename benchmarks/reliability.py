@@ -86,6 +86,7 @@ class Outcome:
     requests: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    faults_left: dict[str, Any] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -135,6 +136,7 @@ def run(scenario: Scenario) -> Outcome:
             if scenario.limit_only_first_step:
                 sandbox.state.rate_limiter.limit = None
                 settings["oppie:maxRequestsPerMinute"] = "0"
+        outcome.faults_left = sandbox.state.faults.model_dump()
         stats = sandbox.stats()
         outcome.requests = stats["requests"]
         outcome.statuses = dict(sorted(stats["by_status"].items()))

@@ -39,5 +39,8 @@ def test_no_agent_lost_orphaned_or_duplicated_and_no_retryable_failure(scenario:
         assert injected.get("503", 0) > 0
     if scenario.faults.get("rate_limit_next"):
         assert injected.get("429") == scenario.faults["rate_limit_next"]
-    if scenario.faults.get("drop_after_apply") or scenario.faults.get("delay_after_apply_ms"):
+    for counter in ("drop_after_apply", "rate_limit_next", "fail_next", "malformed_json_next"):
+        if scenario.faults.get(counter):
+            assert outcome.faults_left[counter] == 0, f"{counter} was not used up"
+    if scenario.faults.get("delay_after_apply_ms"):
         assert outcome.requests > 4 * scenario.agents  # reconciling lists and retries happened
