@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import httpx
 import pytest
 
 from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve
@@ -48,3 +49,24 @@ def engine_for(host_for: HostFactory) -> StateFactory:
             yield Engine(host, state, parallel=parallel)
 
     return open_engine
+
+
+# The sandbox's own conformance tests share one server per module, reset before each test.
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[SandboxServer]:
+    with serve(SandboxConfig(db_path=":memory:", rate_limit_per_minute=None)) as server:
+        yield server
+
+
+@pytest.fixture
+def server(shared_server: SandboxServer) -> SandboxServer:
+    shared_server.reset()
+    return shared_server
+
+
+@pytest.fixture
+def client(server: SandboxServer) -> Iterator[httpx.Client]:
+    """An httpx client with the sandbox's token, for tests of the sandbox itself."""
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=5) as client:
+        yield client

@@ -12,7 +12,6 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,25 +60,6 @@ FULL_BODY: dict[str, Any] = {
     "voice_id": "voice_42",
 }
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[SandboxServer]:
-    with serve(SandboxConfig(db_path=":memory:", rate_limit_per_minute=None)) as server:
-        yield server
-
-
-@pytest.fixture
-def server(shared_server: SandboxServer) -> SandboxServer:
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-def client(server: SandboxServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {server.token}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=5) as client:
-        yield client
 
 
 def create(client: httpx.Client, **body: Any) -> dict[str, Any]:

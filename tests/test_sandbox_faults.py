@@ -6,7 +6,6 @@ Each fault is checked for what the client sees and for what was (or was not) app
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,25 +13,6 @@ import pydantic
 import pytest
 
 from oppie_pulumi.sandbox import Faults, SandboxConfig, SandboxServer, serve
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[SandboxServer]:
-    with serve(SandboxConfig(db_path=":memory:", rate_limit_per_minute=None)) as server:
-        yield server
-
-
-@pytest.fixture
-def server(shared_server: SandboxServer) -> SandboxServer:
-    shared_server.reset()
-    return shared_server
-
-
-@pytest.fixture
-def client(server: SandboxServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {server.token}"}
-    with httpx.Client(base_url=server.url, headers=headers, timeout=5) as client:
-        yield client
 
 
 def create(client: httpx.Client, **body: Any) -> dict[str, Any]:
