@@ -7,8 +7,10 @@ what exists on the server afterwards: a failure never leaves an agent the state 
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import httpx
+import pytest
 
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import Engine, ProviderHost, StateEntry
@@ -97,24 +99,27 @@ def test_update_of_an_agent_deleted_elsewhere_is_not_found_naming_it(
     assert agent_id in message
 
 
-def test_rate_limited_create_waits_retry_after_and_creates_once(
-    sandbox: SandboxServer, engine_for: StateFactory
+@pytest.mark.parametrize(
+    ("faults", "config"),
+    [
+        pytest.param({"rate_limit_next": 2, "retry_after_s": 0.2}, {}, id="429 twice: waits Retry-After"),
+        pytest.param({"fail_next": 2}, {}, id="503 twice: looks, then retries"),
+        pytest.param({"delay_after_apply_ms": 1500}, {"timeoutSeconds": "0.5"}, id="answer after the timeout"),
+        pytest.param({"drop_after_apply": 1}, {}, id="connection dropped after apply"),
+        pytest.param({"malformed_json_next": 1}, {}, id="truncated JSON"),
+    ],
+)
+def test_create_under_a_fault_makes_exactly_one_agent_and_records_it(
+    sandbox: SandboxServer, engine_for: StateFactory, faults: dict[str, Any], config: dict[str, str]
 ) -> None:
-    sandbox.set_faults(rate_limit_next=2, retry_after_s=0.2)
+    sandbox.set_faults(**faults)
     state: dict[str, StateEntry] = {}
-    with engine_for(state) as engine:
-        assert up_one(engine) is None
-    assert sandbox.stats()["by_status"] == {"429": 2, "201": 1}
-    assert_state_matches_server(state, sandbox)
-
-
-def test_server_errors_then_success_create_exactly_one_agent(sandbox: SandboxServer, engine_for: StateFactory) -> None:
-    sandbox.set_faults(fail_next=2)
-    state: dict[str, StateEntry] = {}
-    with engine_for(state) as engine:
+    with engine_for(state, **config) as engine:
         assert up_one(engine) is None
     assert len(sandbox.agents()) == 1
     assert_state_matches_server(state, sandbox)
+    if "rate_limit_next" in faults:
+        assert sandbox.stats()["by_status"] == {"429": 2, "201": 1}
 
 
 def test_server_errors_on_refresh_are_retried(sandbox: SandboxServer, engine_for: StateFactory) -> None:
@@ -126,17 +131,6 @@ def test_server_errors_on_refresh_are_retried(sandbox: SandboxServer, engine_for
     assert summary.same == ["support"] and not summary.failed
 
 
-def test_create_answered_after_the_timeout_adopts_the_agent_it_made(
-    sandbox: SandboxServer, engine_for: StateFactory
-) -> None:
-    sandbox.set_faults(delay_after_apply_ms=1500)
-    state: dict[str, StateEntry] = {}
-    with engine_for(state, timeoutSeconds="0.5") as engine:
-        assert up_one(engine) is None
-    assert len(sandbox.agents()) == 1
-    assert_state_matches_server(state, sandbox)
-
-
 def test_read_timeout_is_a_clear_transport_error(sandbox: SandboxServer, engine_for: StateFactory) -> None:
     state: dict[str, StateEntry] = {}
     with engine_for(state) as engine:
@@ -146,28 +140,6 @@ def test_read_timeout_is_a_clear_transport_error(sandbox: SandboxServer, engine_
         message = engine.refresh().failed["support"]
     assert "list phone agents failed: GET /phone timed out (ReadTimeout" in message
     assert sandbox.url in message
-
-
-def test_connection_dropped_after_create_applied_adopts_the_agent(
-    sandbox: SandboxServer, engine_for: StateFactory
-) -> None:
-    sandbox.set_faults(drop_after_apply=1)
-    state: dict[str, StateEntry] = {}
-    with engine_for(state) as engine:
-        assert up_one(engine) is None
-    assert len(sandbox.agents()) == 1
-    assert_state_matches_server(state, sandbox)
-
-
-def test_malformed_json_on_create_is_reconciled_not_duplicated(
-    sandbox: SandboxServer, engine_for: StateFactory
-) -> None:
-    sandbox.set_faults(malformed_json_next=1)
-    state: dict[str, StateEntry] = {}
-    with engine_for(state) as engine:
-        assert up_one(engine) is None
-    assert_state_matches_server(state, sandbox)
-    assert len(sandbox.agents()) == 1
 
 
 def test_malformed_json_on_read_is_a_clear_error(sandbox: SandboxServer, engine_for: StateFactory) -> None:
