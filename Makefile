@@ -13,7 +13,8 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= oppie-local-sandbox
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: setup test lint up down preview refresh sandbox sandbox-start sandbox-stop bench examples require-pulumi clean
+.PHONY: setup test lint up down preview refresh sandbox sandbox-start sandbox-stop stack-select bench examples \
+	reliability require-pulumi clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,13 @@ test: lint
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
+
+# Every example through the real provider host against an in-process sandbox (what CI does).
+examples: setup
+	$(BIN)/pytest -q tests/test_examples.py
+
+reliability: setup
+	$(BIN)/python benchmarks/reliability.py
 
 # -- the root stack against the sandbox ----------------------------------------------------------
 require-pulumi:

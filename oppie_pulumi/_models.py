@@ -17,16 +17,20 @@ __all__ = [
     "COMPUTED_OUTPUTS",
     "INPUT_FIELDS",
     "MODELS",
+    "NEWER_MODELS",
     "OUTPUT_FIELDS",
     "REPLACE_ON_CHANGE",
     "AgentSpec",
     "api_body",
+    "api_value",
     "normalized",
     "outputs_from_agent",
     "validation_failures",
 ]
 
 MODELS = ("oppie-vox", "oppie-vox-turbo", "oppie-vox-2")
+# Returned by newer API versions: accepted in a declaration so such agents can be adopted and managed.
+NEWER_MODELS = ("oppie-vox-livekit",)
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
 
@@ -57,7 +61,7 @@ class AgentSpec(BaseModel):
         None, description="http(s) URL that receives the collected data."
     )
     # The only immutable field: the API refuses to change it, so a change replaces the agent.
-    model: Literal["oppie-vox", "oppie-vox-turbo", "oppie-vox-2"] = Field(
+    model: Literal["oppie-vox", "oppie-vox-turbo", "oppie-vox-2", "oppie-vox-livekit"] = Field(
         "oppie-vox", description="Voice model. Changing it REPLACES the agent (new id, new phone number)."
     )
     first_message: StrictStr | None = Field(None, description="First thing the agent says.")
@@ -130,9 +134,19 @@ def defaults() -> dict[str, Any]:
     return {name: info.default for name, info in AgentSpec.model_fields.items() if name != "name"}
 
 
+def api_value(name: str, value: Any) -> Any:
+    """``value`` as the API's request bodies document it."""
+    if name == "language":
+        # The create body documents a string: send a one-code list as that code.
+        return _language_output(value)
+    return value
+
+
 def api_body(props: Mapping[str, Any]) -> dict[str, Any]:
     """The request body for ``props`` (Python names) in the API's field names, leaving out nulls."""
-    return {API_NAMES[key]: value for key, value in props.items() if key in API_NAMES and value is not None}
+    return {
+        API_NAMES[key]: api_value(key, value) for key, value in props.items() if key in API_NAMES and value is not None
+    }
 
 
 def outputs_from_agent(agent: Mapping[str, Any]) -> dict[str, Any]:

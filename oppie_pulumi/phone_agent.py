@@ -44,6 +44,7 @@ from ._models import (
     OUTPUT_FIELDS,
     REPLACE_ON_CHANGE,
     api_body,
+    api_value,
     defaults,
     normalized,
     outputs_from_agent,
@@ -142,7 +143,7 @@ class PhoneAgentProvider(ResourceProvider):
 
     # -- preview: no API calls -----------------------------------------------------------------------
 
-    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+    def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate the declared agent, fill in the API's defaults; unknown values pass untouched."""
         # Engine keys (``__provider``) and the computed outputs PhoneAgent declares as None are not inputs.
         inputs = {
@@ -154,6 +155,10 @@ class PhoneAgentProvider(ResourceProvider):
             if inputs.get(key) is None:
                 inputs[key] = default
         adopt_id = inputs.pop(ADOPT_ID, None)
+        if olds:
+            # The resource exists: adopt_id was a create-time instruction. Dropping it here means a
+            # replacement (a model change) creates a new agent instead of re-adopting the old one.
+            adopt_id = None
         unknown = frozenset(key for key, value in inputs.items() if _is_unknown(value))
         failures = [CheckFailure(prop, reason) for prop, reason in validation_failures(inputs, unknown)]
         if adopt_id is not None:
@@ -169,14 +174,7 @@ class PhoneAgentProvider(ResourceProvider):
         """
         changed = _changed(olds, news)
         replaces = [name for name in changed if name in REPLACE_ON_CHANGE]
-        return DiffResult(
-            changes=bool(changed),
-            replaces=replaces,
-            # Without a replacement the agent keeps its id and phone number: previews of dependants
-            # can rely on them.
-            stables=None if replaces else list(COMPUTED_OUTPUTS),
-            delete_before_replace=False,
-        )
+        return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     # -- apply ---------------------------------------------------------------------------------------
 
@@ -284,7 +282,8 @@ class PhoneAgentProvider(ResourceProvider):
         if not fields:
             return {name: olds.get(name) for name in OUTPUT_FIELDS}
         try:
-            agent = client.update(agent_id, {API_NAMES[name]: news.get(name) for name in fields}, label=label)
+            body = {API_NAMES[name]: api_value(name, news.get(name)) for name in fields}
+            agent = client.update(agent_id, body, label=label)
         except AMBIGUOUS:
             # Retries ran out without an answer, but the PATCH may have landed: if the live agent
             # already has every value we sent, the update did happen.

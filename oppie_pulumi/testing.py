@@ -30,7 +30,16 @@ import pulumi
 from pulumi.runtime import proto, rpc
 from pulumi.runtime.proto import provider_pb2_grpc
 
-__all__ = ["Engine", "HostError", "ProviderHost", "Registration", "StateEntry", "Summary", "run_program"]
+__all__ = [
+    "Engine",
+    "HostError",
+    "ProviderHost",
+    "Registration",
+    "StateEntry",
+    "Summary",
+    "as_sent_to_provider",
+    "run_program",
+]
 
 PROVIDER_KEY = "__provider"
 
@@ -101,6 +110,21 @@ def _serialize(props: Mapping[str, Any]) -> Any:
         return loop.run_until_complete(rpc.serialize_properties(dict(props), {}))
     finally:
         loop.close()
+
+
+def as_sent_to_provider(value: Any) -> Any:
+    """``value`` with secret markers removed, as the engine sends inputs to the dynamic provider host.
+
+    The host answers Configure with ``acceptSecrets: False``, so the engine strips secrets before Check
+    and Create and marks the same-named outputs secret again afterwards.
+    """
+    if rpc.is_rpc_secret(value):
+        return as_sent_to_provider(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, list):
+        return [as_sent_to_provider(item) for item in value]
+    if isinstance(value, dict):
+        return {key: as_sent_to_provider(item) for key, item in value.items()}
+    return value
 
 
 def _deserialize(struct: Any) -> dict[str, Any]:
@@ -268,7 +292,8 @@ class Engine:
         def step(reg: Registration) -> None:
             old = self.state.get(reg.urn)
             try:
-                inputs, failures = self.host.check(reg.urn, old.inputs if old else {}, reg.inputs)
+                news = as_sent_to_provider(reg.inputs)
+                inputs, failures = self.host.check(reg.urn, old.inputs if old else {}, news)
                 if failures:
                     with self._lock:
                         summary.check_failures[reg.name] = failures

@@ -1,0 +1,161 @@
+"""The ``oppie-pulumi`` command.
+
+``oppie-pulumi generate`` lists the agents of an organisation and writes a Pulumi Python program that
+declares each one as it is, with its ``adopt_id``: ``pulumi up`` on it brings the whole fleet under code
+without creating, replacing or changing anything. The token comes from the environment only (never a
+command-line argument, which would land in shell history and process lists) and is never printed.
+
+Exit status: 0 done; 1 the API call failed (or the file could not be written); 2 a usage or configuration
+error, such as no token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from . import __version__
+from ._client import client_for
+from ._config import DEFAULT_BASE_URL, Settings
+from ._exceptions import ConfigError, OppieError
+from ._generate import render_program
+
+__all__ = ["build_parser", "main"]
+
+TOKEN_ENV = "OPPIE_API_TOKEN"
+BASE_URL_ENV = "OPPIE_BASE_URL"
+
+EXIT_OK = 0
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``oppie-pulumi``."""
+    parser = argparse.ArgumentParser(
+        prog="oppie-pulumi",
+        description="Tools for managing AI phone agents with Pulumi (the oppie-pulumi provider).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    generate = commands.add_parser(
+        "generate",
+        help="write a Pulumi program that adopts every agent of the organisation",
+        description=(
+            "List the organisation's agents and write a Pulumi Python program declaring each one with its "
+            "current settings and its adopt_id, so that `pulumi up` takes the fleet over without creating, "
+            "replacing or changing any agent. Put the output in a Pulumi project as __main__.py."
+        ),
+        epilog=(
+            f"The API token is read from the environment variable {TOKEN_ENV} (or the one named by "
+            f"--token-env), never from the command line. Other settings follow the provider's variables "
+            f"({BASE_URL_ENV}, OPPIE_TIMEOUT_SECONDS, OPPIE_MAX_RETRIES, OPPIE_MAX_REQUESTS_PER_MINUTE). "
+            "Exit status: 0 done, 1 API error, 2 usage or configuration error."
+        ),
+    )
+    generate.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"the API's base URL (default: ${BASE_URL_ENV}, else {DEFAULT_BASE_URL})",
+    )
+    generate.add_argument(
+        "--token-env",
+        metavar="VAR",
+        default=TOKEN_ENV,
+        help="the environment variable holding the API token (default: %(default)s)",
+    )
+    generate.add_argument(
+        "--out",
+        metavar="PATH",
+        default="-",
+        help="file to write, or a directory to write __main__.py in; '-' for standard output (default)",
+    )
+    generate.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``oppie-pulumi`` with ``argv`` (default: the process's arguments); returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if args.command == "generate":
+        return _generate(args, sys.stdout, sys.stderr)
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse only accepts known commands
+
+
+def _fail(stderr: TextIO, message: str, status: int) -> int:
+    print(f"oppie-pulumi generate: {message}", file=stderr)
+    return status
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The provider's settings from the environment, with ``--base-url`` and ``--token-env`` applied."""
+    environ = {key: value for key, value in os.environ.items() if key.startswith("OPPIE_")}
+    environ.pop(TOKEN_ENV, None)
+    token = os.environ.get(args.token_env, "").strip()
+    if token:
+        environ[TOKEN_ENV] = token
+    if args.base_url:
+        environ[BASE_URL_ENV] = args.base_url
+    return Settings.resolve(lambda _key: None, environ)
+
+
+def _generate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    try:
+        settings = _settings(args)
+    except ConfigError as exc:
+        return _fail(stderr, str(exc), EXIT_USAGE)
+    if not settings.api_token:
+        return _fail(
+            stderr,
+            f"no API token: the environment variable {args.token_env} is not set. Set it "
+            f"(export {args.token_env}=...) or name another variable with --token-env; the token is not "
+            "accepted on the command line.",
+            EXIT_USAGE,
+        )
+
+    target: Path | None = None
+    if args.out != "-":
+        target = Path(args.out)
+        if target.is_dir():
+            target = target / "__main__.py"
+        if target.exists() and not args.force:
+            return _fail(stderr, f"{target} exists; pass --force to overwrite it", EXIT_USAGE)
+
+    try:
+        agents = client_for(settings).list()
+    except ConfigError as exc:
+        return _fail(stderr, str(exc), EXIT_USAGE)
+    except OppieError as exc:
+        return _fail(stderr, str(exc), EXIT_API_ERROR)
+
+    program = render_program(agents, source=settings.base_url)
+    if target is None:
+        stdout.write(program.source)
+        stdout.flush()
+    else:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(target.name + ".partial")
+            partial.write_text(program.source, encoding="utf-8")
+            partial.replace(target)
+        except OSError as exc:
+            return _fail(stderr, f"cannot write {target}: {exc.strerror or exc}", EXIT_API_ERROR)
+
+    for warning in program.warnings:
+        print(f"oppie-pulumi generate: warning: {warning}", file=stderr)
+    where = "standard output" if target is None else str(target)
+    noun = "agent" if program.count == 1 else "agents"
+    print(
+        f"oppie-pulumi generate: wrote {program.count} {noun} from {settings.base_url} to {where}"
+        + (f" ({len(program.warnings)} to fix by hand, marked FIXME)" if program.warnings else ""),
+        file=stderr,
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
