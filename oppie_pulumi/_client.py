@@ -13,7 +13,6 @@ mutable state sits behind a lock:
 
 from __future__ import annotations
 
-import collections
 import json
 import random
 import re
@@ -38,7 +37,7 @@ from ._exceptions import (
     redact,
 )
 
-__all__ = ["PhoneApiClient", "RateLimiter", "client_for"]
+__all__ = ["PhoneApiClient", "RateLimiter", "Slot", "client_for"]
 
 _T = TypeVar("_T")
 
@@ -53,40 +52,64 @@ _FIX_AUTH = (
 )
 
 
+class Slot:
+    """One request's place in the rate limiter's window: when it counts from, and how long it waited."""
+
+    __slots__ = ("at", "waited")
+
+    def __init__(self, at: float, waited: float) -> None:
+        self.at = at
+        self.waited = waited
+
+
 class RateLimiter:
     """At most ``per_minute`` requests in any 60-second window, across all threads.
 
     A sliding window rather than a token bucket with a burst: it never exceeds the API's limit
     whichever of the two the API enforces, and still sends the first ``per_minute`` at once.
+
+    The API counts a request from when it arrives, which we cannot see; we count it from when its
+    answer came back (``settle``), which is never earlier. A request the API refused with a 429 was not
+    counted by the API, so it gives its place back (``release``).
     """
 
-    # A little over a minute: our clock starts a request's minute before the API's clock sees it.
-    WINDOW_SECONDS = 60.5
+    WINDOW_SECONDS = 60.0
 
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._limit = int(per_minute)
         self._clock = clock
-        self._sent: collections.deque[float] = collections.deque()
+        self._slots: list[Slot] = []
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Block until a request may be sent; returns the seconds waited."""
-        if self._limit <= 0:
-            return 0.0
+    def acquire(self) -> Slot:
+        """Block until a request may be sent, and hold a place for it in the window."""
+        started = self._clock()
+        while True:
+            with self._lock:
+                now = self._clock()
+                if self._limit <= 0:
+                    return Slot(now, 0.0)
+                window = self.WINDOW_SECONDS
+                self._slots = [slot for slot in self._slots if slot.at > now - window]
+                if len(self._slots) < self._limit:
+                    slot = Slot(now, now - started)
+                    self._slots.append(slot)
+                    return slot
+                # The place frees when enough of the oldest requests leave the window.
+                times = sorted(slot.at for slot in self._slots)
+                wait = times[len(times) - self._limit] + window - now
+            time.sleep(max(wait, 0.001))
+
+    def settle(self, slot: Slot) -> None:
+        """The request got its answer: it counts from now."""
         with self._lock:
-            now = self._clock()
-            while self._sent and self._sent[0] <= now - self.WINDOW_SECONDS:
-                self._sent.popleft()
-            # Reserve the slot now (possibly in the future) so waiting threads queue in order.
-            if len(self._sent) < self._limit:
-                slot = now
-            else:
-                slot = self._sent[-self._limit] + self.WINDOW_SECONDS
-            self._sent.append(slot)
-        wait = slot - now
-        if wait > 0:
-            time.sleep(wait)
-        return max(wait, 0.0)
+            slot.at = self._clock()
+
+    def release(self, slot: Slot) -> None:
+        """The API refused the request without counting it (429): give its place back."""
+        with self._lock:
+            if slot in self._slots:
+                self._slots.remove(slot)
 
 
 @dataclass
@@ -197,10 +220,11 @@ class PhoneApiClient:
         headers = {"Authorization": f"Bearer {token}"}
         attempt = 0
         while True:
-            self._limiter.acquire()
+            slot = self._limiter.acquire()
             try:
                 response = self._http.request(method, path, json=json, headers=headers)
             except httpx.TransportError as exc:
+                self._limiter.settle(slot)
                 # Refused before anything was sent: the API cannot have acted, even on a POST.
                 unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
                 kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
@@ -219,6 +243,10 @@ class PhoneApiClient:
                 delay = None
                 cause: Exception = exc
             else:
+                if response.status_code == 429:
+                    self._limiter.release(slot)
+                else:
+                    self._limiter.settle(slot)
                 if response.is_success:
                     return response.status_code, self._decode(response, method, path, operation)
                 error = self._error(response, method, path, operation, token)

@@ -8,8 +8,10 @@ token and HTTP connections are resolved in ``configure`` and live in process-wid
 
 from __future__ import annotations
 
+import contextlib
+import pickle
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar, TypedDict
 
@@ -346,6 +348,22 @@ class PhoneAgentProvider(ResourceProvider):
 _PROVIDER = PhoneAgentProvider()
 
 
+@contextlib.contextmanager
+def _pickler_restored() -> Iterator[None]:
+    """Undo what pulumi's ``serialize_provider`` leaves behind on ``pickle._Pickler``.
+
+    pulumi 3.x (seen in 3.272) wraps ``pickle._Pickler._batch_setitems`` anew each time it pickles a
+    dynamic provider and never unwraps it, so the n-th ``PhoneAgent`` of a program is pickled n wrappers
+    deep and a program of about 970 agents fails with ``RecursionError``.
+    """
+    pickler: Any = pickle._Pickler
+    saved = pickler._batch_setitems, pickler.save_dict
+    try:
+        yield
+    finally:
+        pickler._batch_setitems, pickler.save_dict = saved
+
+
 class PhoneAgentArgs(TypedDict, total=False):
     """The arguments of ``PhoneAgent`` (``name`` required), e.g. for agents loaded from a file."""
 
@@ -431,18 +449,20 @@ class PhoneAgent(Resource, module="oppie", name="PhoneAgent"):
             props[ADOPT_ID] = adopt_id
         # Outputs present as None so that Pulumi exposes them as attributes.
         props.update(dict.fromkeys(COMPUTED_OUTPUTS))
-        super().__init__(_PROVIDER, resource_name, props, opts)
+        with _pickler_restored():
+            super().__init__(_PROVIDER, resource_name, props, opts)
 
     @staticmethod
     def get(resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> PhoneAgent:
         """Look up an existing agent by id; Pulumi reads it and does not manage it."""
         agent = PhoneAgent.__new__(PhoneAgent)
         props: dict[str, Any] = dict.fromkeys(OUTPUT_FIELDS)
-        Resource.__init__(
-            agent,
-            _PROVIDER,
-            resource_name,
-            props,
-            pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id)),
-        )
+        with _pickler_restored():
+            Resource.__init__(
+                agent,
+                _PROVIDER,
+                resource_name,
+                props,
+                pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(id=id)),
+            )
         return agent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -10,55 +11,61 @@ from oppie_pulumi import ConfigError, Settings
 from oppie_pulumi._client import RateLimiter, _retry_after
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+def test_rate_limiter_sends_the_first_window_at_once_then_waits_for_the_oldest_answer() -> None:
+    limiter = RateLimiter(3)
+    limiter.WINDOW_SECONDS = 0.3
+    slots = [limiter.acquire() for _ in range(3)]
+    assert all(slot.waited < 0.05 for slot in slots)
+    for slot in slots:
+        limiter.settle(slot)
+    fourth = limiter.acquire()
+    assert fourth.waited == pytest.approx(0.3, abs=0.05)
 
-    def __call__(self) -> float:
-        return self.now
+
+def test_rate_limiter_counts_a_request_from_its_answer_not_its_start() -> None:
+    limiter = RateLimiter(1)
+    limiter.WINDOW_SECONDS = 0.3
+    first = limiter.acquire()
+    time.sleep(0.2)  # the answer takes 0.2 s: the API may have counted it late
+    limiter.settle(first)
+    assert limiter.acquire().waited == pytest.approx(0.3, abs=0.05)
 
 
-def test_rate_limiter_sends_the_first_window_at_once_then_spaces_to_the_window(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = FakeClock()
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
-    monkeypatch.setattr("oppie_pulumi._client.time.sleep", sleep)
-    limiter = RateLimiter(3, clock=clock)
-    assert [limiter.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.acquire() == pytest.approx(60.5)
-    clock.now += 30
-    assert limiter.acquire() == pytest.approx(30.5)
+def test_a_request_refused_with_429_gives_its_place_back() -> None:
+    limiter = RateLimiter(1)
+    limiter.WINDOW_SECONDS = 10.0
+    limiter.release(limiter.acquire())
+    assert limiter.acquire().waited < 0.05
 
 
 def test_rate_limiter_zero_is_off() -> None:
     limiter = RateLimiter(0)
-    assert all(limiter.acquire() == 0.0 for _ in range(1000))
+    assert all(limiter.acquire().waited == 0.0 for _ in range(1000))
 
 
-def test_rate_limiter_is_shared_safely_by_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = FakeClock()
-    monkeypatch.setattr("oppie_pulumi._client.time.sleep", lambda _s: None)
-    limiter = RateLimiter(10, clock=clock)
-    waits: list[float] = []
+def test_rate_limiter_shared_by_threads_never_lets_more_than_the_limit_into_a_window() -> None:
+    limiter = RateLimiter(10)
+    limiter.WINDOW_SECONDS = 0.25
+    sent: list[float] = []
     lock = threading.Lock()
 
     def worker() -> None:
         for _ in range(5):
-            wait = limiter.acquire()
+            limiter.settle(limiter.acquire())
             with lock:
-                waits.append(wait)
+                sent.append(time.monotonic())
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
+    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(waits) == [0.0] * 10 + [60.5] * 10 + [121.0] * 10
+    assert len(sent) == 30
+    assert time.monotonic() - started >= 0.5  # 30 requests at 10 per window: at least two full windows
+    sent.sort()
+    for i, at in enumerate(sent):
+        assert sum(1 for other in sent[i:] if other < at + 0.25 - 0.01) <= 10
 
 
 @pytest.mark.parametrize(("header", "seconds"), [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None)])

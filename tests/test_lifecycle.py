@@ -156,3 +156,10 @@ def test_newer_api_variants_are_accepted_without_drift(sandbox: SandboxServer, e
         assert summary.updated == ["support"]
         assert only(state).outputs["voice_id"] == "v2"  # read back after the empty PATCH body
         assert engine.refresh().same == ["support"]
+
+
+def test_a_program_of_1500_agents_registers() -> None:
+    """Regression: pulumi's serialize_provider leaks a pickler wrapper per dynamic resource, so a program
+    of about 970 agents failed with RecursionError before PhoneAgent restored the pickler."""
+    registrations = agents_program(*({"resource": f"a{i}", "name": f"Agent {i}"} for i in range(1500)))
+    assert len(registrations) == 1500
