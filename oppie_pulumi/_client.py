@@ -155,8 +155,8 @@ class PhoneApiClient:
         finally:
             self._invalidate()
 
-    def list(self, *, max_age: float = 0.0) -> list[dict[str, Any]]:
-        """GET /phone: every agent of the organisation.
+    def list(self, *, max_age: float = 0.0, operation: str = "list phone agents") -> list[dict[str, Any]]:
+        """GET /phone: every agent of the organisation. ``operation`` names the why in error messages.
 
         A list taken within ``max_age`` seconds, after the client's last write, is reused, and
         concurrent callers share one call in flight.
@@ -174,12 +174,12 @@ class PhoneApiClient:
                 break
         try:
             started = time.monotonic()
-            status, data = self._call("GET", "/phone", "list phone agents")
+            status, data = self._call("GET", "/phone", operation)
             if not isinstance(data, list) or not all(
                 isinstance(a, dict) and isinstance(a.get("id"), str) for a in data
             ):
                 raise self._malformed(
-                    "GET", "/phone", "list phone agents", "a JSON array of agents", status=status, body=json.dumps(data)
+                    "GET", "/phone", operation, "a JSON array of agents", status=status, body=json.dumps(data)
                 )
             with self._lock:
                 if generation == self._generation:

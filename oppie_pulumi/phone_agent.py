@@ -239,7 +239,7 @@ class PhoneAgentProvider(ResourceProvider):
         with self._claimed_lock:
             claimed = set(self._claimed)
         found = []
-        for agent in client.list():
+        for agent in client.list(operation=f"look for the agent a create of {_label(spec)} may have made"):
             created = _parse_time(agent.get("created_at"))
             if agent["id"] in claimed or created is None or created < started - CLOCK_SKEW:
                 continue
@@ -250,7 +250,8 @@ class PhoneAgentProvider(ResourceProvider):
     def _adopt(self, client: PhoneApiClient, adopt_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         """The outputs of live agent ``adopt_id`` after bringing it to ``spec``."""
         label = _label(spec, adopt_id)
-        live = next((agent for agent in client.list() if agent["id"] == adopt_id), None)
+        agents = client.list(operation=f"adopt phone agent {label}")
+        live = next((agent for agent in agents if agent["id"] == adopt_id), None)
         if live is None:
             raise NotFound(
                 f"adopt phone agent {label} failed: no agent with id {adopt_id!r} exists in this "
@@ -289,13 +290,15 @@ class PhoneAgentProvider(ResourceProvider):
         except AMBIGUOUS:
             # Retries ran out without an answer, but the PATCH may have landed: if the live agent
             # already has every value we sent, the update did happen.
-            agent = next((a for a in client.list() if a["id"] == agent_id), None)
+            agents = client.list(operation=f"check whether the update of phone agent {label} landed")
+            agent = next((a for a in agents if a["id"] == agent_id), None)
             live = outputs_from_agent(agent) if agent else {}
             if agent is None or any(normalized(f, live[f]) != normalized(f, news.get(f)) for f in fields):
                 raise
         if agent is None:
             # Older API versions answer PATCH with an empty body: read the agent back.
-            agent = next((a for a in client.list() if a["id"] == agent_id), None)
+            agents = client.list(operation=f"read back phone agent {label} after its update")
+            agent = next((a for a in agents if a["id"] == agent_id), None)
             if agent is None:
                 raise NotFound(
                     f"update phone agent {label} failed: the agent disappeared right after the update",
@@ -316,7 +319,8 @@ class PhoneAgentProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """The live agent from GET /phone; an agent deleted elsewhere drops out of state."""
-        for agent in self._client().list(max_age=READ_SNAPSHOT_SECONDS):
+        label = _label(props, id_)
+        for agent in self._client().list(max_age=READ_SNAPSHOT_SECONDS, operation=f"read phone agent {label}"):
             if agent.get("id") == id_:
                 self._claim(id_)
                 outputs = self._with_adopt_id(outputs_from_agent(agent), props)
@@ -341,7 +345,8 @@ class PhoneAgentProvider(ResourceProvider):
             pass  # 404 on delete: already gone, which is what delete wants.
         except AMBIGUOUS:
             # No answer, but the DELETE may have landed: gone from the list means deleted.
-            if any(agent["id"] == id_ for agent in client.list()):
+            agents = client.list(operation=f"check whether the delete of phone agent {_label(props, id_)} landed")
+            if any(agent["id"] == id_ for agent in agents):
                 raise
 
 

@@ -81,7 +81,8 @@ def test_forbidden_names_the_missing_scope(sandbox: SandboxServer, engine_for: S
         sandbox.set_faults(fail_next=1, fail_status=403)
         summary = engine.refresh()
     message = summary.failed["support"]
-    assert "list phone agents failed: GET /phone answered 403 Forbidden" in message
+    agent_id = next(iter(state.values())).id
+    assert f"read phone agent 'Support' ({agent_id}) failed: GET /phone answered 403 Forbidden" in message
     assert "phone:read / phone:write scope" in message
 
 
@@ -138,7 +139,8 @@ def test_read_timeout_is_a_clear_transport_error(sandbox: SandboxServer, engine_
     sandbox.set_faults(latency_ms=1000)
     with engine_for(state, timeoutSeconds="0.3", maxRetries="1") as engine:
         message = engine.refresh().failed["support"]
-    assert "list phone agents failed: GET /phone timed out (ReadTimeout" in message
+    agent_id = next(iter(state.values())).id
+    assert f"read phone agent 'Support' ({agent_id}) failed: GET /phone timed out (ReadTimeout" in message
     assert sandbox.url in message
 
 
@@ -148,7 +150,8 @@ def test_malformed_json_on_read_is_a_clear_error(sandbox: SandboxServer, engine_
         assert up_one(engine) is None
         sandbox.set_faults(malformed_json_next=1)
         message = engine.refresh().failed["support"]
-    assert "list phone agents failed: GET /phone answered 200 with a body that is not what the API documents" in message
+    assert "failed: GET /phone answered 200 with a body that is not what the API documents" in message
+    assert "MalformedResponse: read phone agent 'Support' (" in message
     assert "KeyError" not in message
 
 
@@ -199,5 +202,6 @@ def test_create_with_no_answer_and_no_list_says_an_agent_may_exist_and_how_to_ad
     assert message is not None
     assert "create phone agent 'Support': the API did not answer" in message
     assert "listing the agents to see whether it created one failed too" in message
+    assert "look for the agent a create of 'Support' may have made failed: GET /phone timed out" in message
     assert "adopt_id" in message
     assert state == {}

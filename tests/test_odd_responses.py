@@ -107,7 +107,7 @@ def test_truncated_json_names_the_call_and_shows_the_body(scripted: tuple[Script
     script.on("GET /phone", (200, {"Content-Type": "application/json"}, b'[{"id": "a1", "na'))
     with pytest.raises(MalformedResponse) as info:
         provider.read("a1", {})
-    assert "list phone agents failed: GET /phone answered 200" in str(info.value)
+    assert "read phone agent a1 failed: GET /phone answered 200" in str(info.value)
     assert '[{"id": "a1", "na' in str(info.value)
 
 
