@@ -83,22 +83,22 @@ def logical_name(name: Any, taken: set[str]) -> str:
     text = name if isinstance(name, str) else ""
     ascii_name = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     base = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60].strip("-") or "agent"
-    candidate, n = base, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{base}-{n}"
-    taken.add(candidate)
-    return candidate
+    return _unique(base, taken, "-")
 
 
 def _variable(logical: str, taken: set[str]) -> str:
     base = logical.replace("-", "_")
     if base[0].isdigit() or keyword.iskeyword(base) or base in _RESERVED:
         base = f"agent_{base}"
+    return _unique(base, taken, "_")
+
+
+def _unique(base: str, taken: set[str], separator: str) -> str:
+    """``base``, or ``base-2``, ``base-3``, ... (with ``separator``): the first not in ``taken``, now taken."""
     candidate, n = base, 1
     while candidate in taken:
         n += 1
-        candidate = f"{base}_{n}"
+        candidate = f"{base}{separator}{n}"
     taken.add(candidate)
     return candidate
 
