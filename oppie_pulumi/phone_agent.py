@@ -28,6 +28,9 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
+# The engine's placeholder for a value not yet known during a preview.
+from pulumi.runtime.rpc import UNKNOWN  # the engine's placeholder for a value unknown in a preview
+
 from ._client import PhoneApiClient, client_for
 from ._config import Settings
 from ._exceptions import (
@@ -55,8 +58,6 @@ from ._models import (
 
 __all__ = ["PhoneAgent", "PhoneAgentArgs", "PhoneAgentProvider"]
 
-# The engine's placeholder for a value not yet known during a preview (pulumi.runtime.rpc.UNKNOWN).
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 ADOPT_ID = "adopt_id"
 # A refresh reads every agent and the API can only list them all: reads within this many seconds
 # share one list (the client's own writes invalidate it, so a read after a write sees the write).
