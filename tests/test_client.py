@@ -15,11 +15,11 @@ def test_rate_limiter_sends_the_first_window_at_once_then_waits_for_the_oldest_a
     limiter = RateLimiter(3)
     limiter.WINDOW_SECONDS = 0.3
     slots = [limiter.acquire() for _ in range(3)]
-    assert all(slot.waited < 0.05 for slot in slots)
+    assert all(slot.waited < 0.2 for slot in slots)  # a full window would be 0.3 s
     for slot in slots:
         limiter.settle(slot)
     fourth = limiter.acquire()
-    assert fourth.waited == pytest.approx(0.3, abs=0.05)
+    assert 0.27 <= fourth.waited < 1.0
 
 
 def test_rate_limiter_counts_a_request_from_its_answer_not_its_start() -> None:
@@ -28,14 +28,15 @@ def test_rate_limiter_counts_a_request_from_its_answer_not_its_start() -> None:
     first = limiter.acquire()
     time.sleep(0.2)  # the answer takes 0.2 s: the API may have counted it late
     limiter.settle(first)
-    assert limiter.acquire().waited == pytest.approx(0.3, abs=0.05)
+    # counted from its start, the place would free 0.1 s from now; from its answer, 0.3 s
+    assert 0.27 <= limiter.acquire().waited < 1.0
 
 
 def test_a_request_refused_with_429_gives_its_place_back() -> None:
     limiter = RateLimiter(1)
     limiter.WINDOW_SECONDS = 10.0
     limiter.release(limiter.acquire())
-    assert limiter.acquire().waited < 0.05
+    assert limiter.acquire().waited < 1.0  # without the release: 10 s
 
 
 def test_rate_limiter_zero_is_off() -> None:
