@@ -125,9 +125,9 @@ class PhoneApiClient:
     ``label`` arguments name the agent in error messages (its name or id).
     """
 
-    def __init__(self, settings: Settings, http: httpx.Client | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._http = http or httpx.Client(
+        self._http = httpx.Client(
             base_url=settings.base_url,
             timeout=httpx.Timeout(settings.timeout_seconds),
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
@@ -190,6 +190,12 @@ class PhoneApiClient:
                 if self._listing == generation:
                     self._listing = None
                 self._lock.notify_all()
+
+    def find(self, agent_id: str, *, operation: str, max_age: float = 0.0) -> dict[str, Any] | None:
+        """The agent with ``agent_id``, or ``None``: the API has no ``GET /phone/{id}``, so list and pick."""
+        return next(
+            (agent for agent in self.list(max_age=max_age, operation=operation) if agent["id"] == agent_id), None
+        )
 
     def update(self, agent_id: str, body: dict[str, Any], *, label: str) -> dict[str, Any] | None:
         """PATCH /phone/{id}. Returns the agent, or ``None`` when the API answers with an empty body."""

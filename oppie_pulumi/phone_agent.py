@@ -94,6 +94,18 @@ def _changed(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _missing(operation: str, detail: str) -> NotFound:
+    """The agent is not in ``GET /phone``: a 404 in all but the status line the API never sent."""
+    return NotFound(
+        f"{operation} failed: {detail}",
+        operation=operation,
+        method="GET",
+        path="/phone",
+        status_code=404,
+        api_message="not in GET /phone",
+    )
+
+
 def _parse_time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
@@ -251,17 +263,13 @@ class PhoneAgentProvider(ResourceProvider):
     def _adopt(self, client: PhoneApiClient, adopt_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         """The outputs of live agent ``adopt_id`` after bringing it to ``spec``."""
         label = _label(spec, adopt_id)
-        agents = client.list(operation=f"adopt phone agent {label}")
-        live = next((agent for agent in agents if agent["id"] == adopt_id), None)
+        operation = f"adopt phone agent {label}"
+        live = client.find(adopt_id, operation=operation)
         if live is None:
-            raise NotFound(
-                f"adopt phone agent {label} failed: no agent with id {adopt_id!r} exists in this "
-                "organisation (check adopt_id; `oppie-pulumi generate` lists the ids)",
-                operation=f"adopt phone agent {label}",
-                method="GET",
-                path="/phone",
-                status_code=404,
-                api_message="not in GET /phone",
+            raise _missing(
+                operation,
+                f"no agent with id {adopt_id!r} exists in this organisation (check adopt_id; "
+                "`oppie-pulumi generate` lists the ids)",
             )
         current = outputs_from_agent(live)
         if normalized("model", current["model"]) != normalized("model", spec["model"]):
@@ -285,30 +293,21 @@ class PhoneAgentProvider(ResourceProvider):
         fields = [name for name in _changed(olds, news) if name not in REPLACE_ON_CHANGE]
         if not fields:
             return {name: olds.get(name) for name in OUTPUT_FIELDS}
+        body = {API_NAMES[name]: api_value(name, news.get(name)) for name in fields}
         try:
-            body = {API_NAMES[name]: api_value(name, news.get(name)) for name in fields}
             agent = client.update(agent_id, body, label=label)
         except AMBIGUOUS:
             # Retries ran out without an answer, but the PATCH may have landed: if the live agent
             # already has every value we sent, the update did happen.
-            agents = client.list(operation=f"check whether the update of phone agent {label} landed")
-            agent = next((a for a in agents if a["id"] == agent_id), None)
+            agent = client.find(agent_id, operation=f"check whether the update of phone agent {label} landed")
             live = outputs_from_agent(agent) if agent else {}
             if agent is None or any(normalized(f, live[f]) != normalized(f, news.get(f)) for f in fields):
                 raise
         if agent is None:
             # Older API versions answer PATCH with an empty body: read the agent back.
-            agents = client.list(operation=f"read back phone agent {label} after its update")
-            agent = next((a for a in agents if a["id"] == agent_id), None)
+            agent = client.find(agent_id, operation=f"read back phone agent {label} after its update")
             if agent is None:
-                raise NotFound(
-                    f"update phone agent {label} failed: the agent disappeared right after the update",
-                    operation=f"update phone agent {label}",
-                    method="GET",
-                    path="/phone",
-                    status_code=404,
-                    api_message="not in GET /phone",
-                )
+                raise _missing(f"update phone agent {label}", "the agent disappeared right after the update")
         return outputs_from_agent(agent)
 
     @staticmethod
@@ -320,17 +319,17 @@ class PhoneAgentProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """The live agent from GET /phone; an agent deleted elsewhere drops out of state."""
-        label = _label(props, id_)
-        for agent in self._client().list(max_age=READ_SNAPSHOT_SECONDS, operation=f"read phone agent {label}"):
-            if agent.get("id") == id_:
-                self._claim(id_)
-                outputs = self._with_adopt_id(outputs_from_agent(agent), props)
-                # Inputs follow the live agent too, so `pulumi refresh` shows drift as a diff.
-                inputs = {name: outputs[name] for name in INPUT_FIELDS}
-                if ADOPT_ID in outputs:
-                    inputs[ADOPT_ID] = outputs[ADOPT_ID]
-                return ReadResult(id_, outputs, inputs)
-        return ReadResult(None, {})
+        operation = f"read phone agent {_label(props, id_)}"
+        agent = self._client().find(id_, operation=operation, max_age=READ_SNAPSHOT_SECONDS)
+        if agent is None:
+            return ReadResult(None, {})
+        self._claim(id_)
+        outputs = self._with_adopt_id(outputs_from_agent(agent), props)
+        # Inputs follow the live agent too, so `pulumi refresh` shows drift as a diff.
+        inputs = {name: outputs[name] for name in INPUT_FIELDS}
+        if ADOPT_ID in outputs:
+            inputs[ADOPT_ID] = outputs[ADOPT_ID]
+        return ReadResult(id_, outputs, inputs)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """PATCH /phone/{id} with only the changed fields; returns the full outputs."""
@@ -346,8 +345,7 @@ class PhoneAgentProvider(ResourceProvider):
             pass  # 404 on delete: already gone, which is what delete wants.
         except AMBIGUOUS:
             # No answer, but the DELETE may have landed: gone from the list means deleted.
-            agents = client.list(operation=f"check whether the delete of phone agent {_label(props, id_)} landed")
-            if any(agent["id"] == id_ for agent in agents):
+            if client.find(id_, operation=f"check whether the delete of phone agent {_label(props, id_)} landed"):
                 raise
 
 
