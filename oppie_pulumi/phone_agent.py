@@ -28,8 +28,10 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-# The engine's placeholder for a value not yet known during a preview.
-from pulumi.runtime.rpc import UNKNOWN  # the engine's placeholder for a value unknown in a preview
+# A value not yet known during a preview reaches the provider in one of two forms: pulumi >= 3.2xx's host
+# deserializes it into a ``pulumi.output.Unknown`` instance, older hosts hand over the UNKNOWN sentinel string.
+from pulumi.output import Unknown
+from pulumi.runtime.rpc import UNKNOWN
 
 from ._client import PhoneApiClient, client_for
 from ._config import Settings
@@ -70,9 +72,16 @@ CLOCK_SKEW = timedelta(seconds=5)
 
 
 def _is_unknown(value: Any) -> bool:
+    """Whether ``value`` is, or contains, a value the engine does not know yet (both forms, at any depth)."""
+    if isinstance(value, Unknown):
+        return True
+    if isinstance(value, str):
+        return value == UNKNOWN
     if isinstance(value, list):
         return any(_is_unknown(item) for item in value)
-    return bool(value == UNKNOWN)
+    if isinstance(value, dict):
+        return any(_is_unknown(item) for item in value.values())
+    return False
 
 
 def _label(props: Mapping[str, Any], agent_id: str | None = None) -> str:

@@ -164,6 +164,13 @@ class SandboxMiddleware:
         """
         start: Message | None = None
         chunks: list[bytes] = []
+        request_body: list[bytes] = []
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                request_body.append(message.get("body", b""))
+            return message
 
         async def buffer(message: Message) -> None:
             nonlocal start
@@ -172,9 +179,11 @@ class SandboxMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        await self.app(scope, receive, buffer)
+        await self.app(scope, recording_receive, buffer)
         if start is None:
             return
+        # Journalled once applied, before any fault acts on the answer: what the API did, not what the client saw.
+        self.state.stats.record_write(scope["method"], scope["path"], b"".join(request_body), start["status"])
         body = b"".join(chunks)
         faults = self.state.faults
         if faults.delay_after_apply_ms:

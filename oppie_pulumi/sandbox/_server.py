@@ -94,6 +94,10 @@ class SandboxServer:
         """`{"requests", "by_route", "by_status", "connections"}` counted since the last reset."""
         return self.state.stats.snapshot()
 
+    def writes(self) -> list[dict[str, Any]]:
+        """Every write (POST, PATCH, DELETE) the API handled since the last reset, with its request body."""
+        return self.state.stats.writes()
+
     def reset_stats(self) -> None:
         """Count from zero."""
         self.state.stats.reset()

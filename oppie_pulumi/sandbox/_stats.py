@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from typing import Any
@@ -19,6 +20,7 @@ class Stats:
         self._by_route: Counter[str] = Counter()
         self._by_status: Counter[str] = Counter()
         self._connections: set[tuple[str, int]] = set()
+        self._writes: list[dict[str, Any]] = []
 
     def record_connection(self, client: tuple[str, int] | None) -> None:
         """Note the (host, port) a request came from; a reused keep-alive connection counts once."""
@@ -33,6 +35,21 @@ class Stats:
             self._requests += 1
             self._by_route[route] += 1
             self._by_status[str(status)] += 1
+
+    def record_write(self, method: str, path: str, body: bytes, status: int) -> None:
+        """Journal one applied write with its request body, so tests can say what a client sent (a PATCH
+        carrying only the changed fields, one POST per agent)."""
+        try:
+            parsed: Any = json.loads(body) if body else None
+        except ValueError:
+            parsed = body.decode(errors="replace")
+        with self._lock:
+            self._writes.append({"method": method, "path": path, "body": parsed, "status": status})
+
+    def writes(self) -> list[dict[str, Any]]:
+        """`[{"method", "path", "body", "status"}]` of every write that reached a handler, oldest first."""
+        with self._lock:
+            return [dict(write) for write in self._writes]
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as plain JSON-ready data."""
@@ -51,3 +68,4 @@ class Stats:
             self._by_route.clear()
             self._by_status.clear()
             self._connections.clear()
+            self._writes.clear()

@@ -33,6 +33,9 @@ follow_up = PhoneAgent(
     instructions=["Ask whether the delivery arrived in good shape.", "Keep the call under two minutes."],
     data_collection_fields=["delivery_ok", "comments"],
     action_ids=[],  # no actions: this agent only talks
+    # A cross-resource reference: unknown until the support line exists, so a first preview shows it as
+    # "output<string>" and check lets it through unvalidated.
+    handoff_phone_number=support.phone_number,
 )
 
 pulumi.export("support_line_id", support.id)
