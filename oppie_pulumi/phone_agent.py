@@ -61,6 +61,9 @@ from ._models import (
 __all__ = ["PhoneAgent", "PhoneAgentArgs", "PhoneAgentProvider"]
 
 ADOPT_ID = "adopt_id"
+# Set only by PhoneAgent.get: a read for a lookup, where a missing agent is an error, not a deletion. Never among
+# the outputs, so a later refresh of the looked-up resource treats a deleted agent like any other.
+LOOKUP = "_oppie_lookup"
 # A refresh reads every agent and the API can only list them all: reads within this many seconds
 # share one list (the client's own writes invalidate it, so a read after a write sees the write).
 READ_SNAPSHOT_SECONDS = 2.0
@@ -331,6 +334,13 @@ class PhoneAgentProvider(ResourceProvider):
         operation = f"read phone agent {_label(props, id_)}"
         agent = self._client().find(id_, operation=operation, max_age=READ_SNAPSHOT_SECONDS)
         if agent is None:
+            if props.get(LOOKUP):
+                # PhoneAgent.get: an empty answer would be taken by the engine as found, with every output None.
+                raise _missing(
+                    f"look up phone agent {id_!r} (PhoneAgent.get)",
+                    f"no agent with id {id_!r} exists in this organisation",
+                )
+            # A refresh: the agent was deleted elsewhere, so it drops out of the state.
             return ReadResult(None, {})
         self._claim(id_)
         outputs = self._with_adopt_id(outputs_from_agent(agent), props)
@@ -469,7 +479,7 @@ class PhoneAgent(Resource, module="oppie", name="PhoneAgent"):
     def get(resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> PhoneAgent:
         """Look up an existing agent by id; Pulumi reads it and does not manage it."""
         agent = PhoneAgent.__new__(PhoneAgent)
-        props: dict[str, Any] = dict.fromkeys(OUTPUT_FIELDS)
+        props: dict[str, Any] = {**dict.fromkeys(OUTPUT_FIELDS), LOOKUP: True}
         with _pickler_restored():
             Resource.__init__(
                 agent,

@@ -25,12 +25,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+PROGRAMS = Path(__file__).resolve().parent / "programs"
 VENV = ROOT / ".venv"
 PASSPHRASE = "oppie-tests"
 PHONE_AGENT = "pulumi-python:dynamic/oppie:PhoneAgent"
 # What the CLI's output shows for each step, e.g. "+ 2 to create" / "~ 1 updated".
 _SUMMARY = re.compile(
-    r"^\s*([+~\-]|\+-)\s+(\d+)\s+(to create|to update|to delete|to replace|created|updated|"
+    r"^\s*(\+-|[+~\-])\s*(\d+)\s+(to create|to update|to delete|to replace|created|updated|"
     r"deleted|replaced)\s*$",
     re.MULTILINE,
 )
@@ -125,6 +126,15 @@ class Project:
     @classmethod
     def example(cls, name: str, tmp: Path, **kwargs: Any) -> Project:
         return cls(EXAMPLES / name, tmp, **kwargs)
+
+    @classmethod
+    def program(cls, tmp: Path, **kwargs: Any) -> Project:
+        """The tier's own program (tests/programs/agents): it declares what ``declare`` writes."""
+        return cls(PROGRAMS / "agents", tmp, **kwargs)
+
+    def declare(self, agents: Mapping[str, Any], **more: Any) -> None:
+        """Write the program's ``agents.json``: ``{name: {"args", "refs", "opts"}}`` plus ``gets``, ``secret_args``."""
+        (self.dir / "agents.json").write_text(json.dumps({"agents": dict(agents), **more}))
 
     def command(self, *args: str) -> list[str]:
         # Flags before a "--", after which everything is a value.
