@@ -128,6 +128,51 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+class _Run:
+    """What this provider host has seen of the stack during one CLI run (one host serves one command).
+
+    The engine re-runs Check *without the old inputs* when it replaces a resource, when ``--replace`` targets it
+    and when it creates one whose agent vanished, so ``adopt_id`` comes back into the inputs of that create. The
+    provider cannot tell such a create from a first adoption by its inputs; what it can tell is whether the
+    engine has shown it, earlier in the same run, that the stack already holds (or held) that agent: in a Diff,
+    an Update, a Read, a Delete, or the old inputs of a Check. A create naming such an agent is a replacement
+    and makes a new agent; and an agent a create adopted in this run is never deleted by a later delete of the
+    same run (a targeted ``--replace`` gives no sign before its create, so the create adopts the agent again
+    and the old resource's delete must leave it to the new one).
+    """
+
+    lock: ClassVar[threading.Lock] = threading.Lock()
+    held: ClassVar[set[str]] = set()
+    vanished: ClassVar[set[str]] = set()
+    adopted: ClassVar[set[str]] = set()
+
+    @classmethod
+    def saw_held(cls, agent_id: Any) -> None:
+        if isinstance(agent_id, str) and agent_id:
+            with cls.lock:
+                cls.held.add(agent_id)
+
+    @classmethod
+    def saw_vanished(cls, agent_id: str) -> None:
+        with cls.lock:
+            cls.vanished.add(agent_id)
+
+    @classmethod
+    def saw_adopted(cls, agent_id: str) -> None:
+        with cls.lock:
+            cls.adopted.add(agent_id)
+
+    @classmethod
+    def is_replacement(cls, adopt_id: str) -> bool:
+        with cls.lock:
+            return adopt_id in cls.held or adopt_id in cls.vanished
+
+    @classmethod
+    def adopted_here(cls, agent_id: str) -> bool:
+        with cls.lock:
+            return agent_id in cls.adopted
+
+
 class PhoneAgentProvider(ResourceProvider):
     """The dynamic provider behind ``PhoneAgent``. Takes no arguments: settings come from stack config.
 
@@ -183,6 +228,7 @@ class PhoneAgentProvider(ResourceProvider):
                 inputs[key] = default
         adopt_id = inputs.pop(ADOPT_ID, None)
         if olds:
+            _Run.saw_held(olds.get(ADOPT_ID))
             # The resource exists: adopt_id was a create-time instruction. Dropping it here means a
             # replacement (a model change) creates a new agent instead of re-adopting the old one.
             adopt_id = None
@@ -199,6 +245,7 @@ class PhoneAgentProvider(ResourceProvider):
 
         ``adopt_id`` only matters at create time, so changing it is no change.
         """
+        _Run.saw_held(_id)
         changed = _changed(olds, news)
         replaces = [name for name in changed if name in REPLACE_ON_CHANGE]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
@@ -210,9 +257,10 @@ class PhoneAgentProvider(ResourceProvider):
         spec = _spec(props)
         client = self._client()
         adopt_id = props.get(ADOPT_ID)
-        if adopt_id:
+        if adopt_id and not _Run.is_replacement(adopt_id):
             outputs = self._adopt(client, adopt_id, spec)
             agent_id = adopt_id
+            _Run.saw_adopted(agent_id)
         else:
             agent = self._post(client, spec)
             agent_id, outputs = agent["id"], outputs_from_agent(agent)
@@ -280,8 +328,10 @@ class PhoneAgentProvider(ResourceProvider):
         if live is None:
             raise _missing(
                 operation,
-                f"no agent with id {adopt_id!r} exists in this organisation (check adopt_id; "
-                "`oppie-pulumi generate` lists the ids)",
+                f"no agent with id {adopt_id!r} exists in this organisation. If adopt_id is mistyped, correct it "
+                "(`oppie-pulumi generate` lists the ids); if this stack adopted that agent before and it was "
+                "deleted elsewhere since, remove adopt_id (it has done its job) and run `pulumi up` again to "
+                "create a new agent (`pulumi up --refresh` does that by itself when it sees the agent gone)",
             )
         current = outputs_from_agent(live)
         if normalized("model", current["model"]) != normalized("model", spec["model"]):
@@ -341,7 +391,9 @@ class PhoneAgentProvider(ResourceProvider):
                     f"no agent with id {id_!r} exists in this organisation",
                 )
             # A refresh: the agent was deleted elsewhere, so it drops out of the state.
+            _Run.saw_vanished(id_)
             return ReadResult(None, {})
+        _Run.saw_held(id_)
         self._claim(id_)
         outputs = self._with_adopt_id(outputs_from_agent(agent), props)
         # Inputs follow the live agent too, so `pulumi refresh` shows drift as a diff.
@@ -352,11 +404,16 @@ class PhoneAgentProvider(ResourceProvider):
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """PATCH /phone/{id} with only the changed fields; returns the full outputs."""
+        _Run.saw_held(id_)
         outputs = self._patch(self._client(), id_, olds, _spec(news), _label(news, id_))
         return UpdateResult(self._with_adopt_id(outputs, news))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """DELETE /phone/{id}; an agent already gone is success."""
+        _Run.saw_held(id_)
+        if _Run.adopted_here(id_):
+            # A create of this run adopted this agent for the resource that replaces this one (see _Run).
+            return
         client = self._client()
         try:
             client.delete(id_, label=_label(props, id_))

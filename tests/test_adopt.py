@@ -178,6 +178,8 @@ def test_destroying_an_adopted_agent_deletes_it(sandbox: SandboxServer, engine_f
     state: dict[str, StateEntry] = {}
     with engine_for(state) as engine:
         engine.up(agents_program({**DECLARED, "adopt_id": live["id"]}))
+    # A later command, as with the CLI: each `pulumi` command starts its own provider host.
+    with engine_for(state) as engine:
         assert engine.destroy().deleted == ["support"]
     assert sandbox.agents() == [] and state == {}
 
@@ -235,6 +237,7 @@ def test_changing_the_model_of_an_adopted_agent_replaces_it(sandbox: SandboxServ
     declared = {**DECLARED, "adopt_id": live["id"]}
     with engine_for(state) as engine:
         engine.up(agents_program(declared))
+    with engine_for(state) as engine:  # the next `pulumi up`: a provider host of its own, as with the CLI
         summary = engine.up(agents_program({**declared, "model": "oppie-vox-2"}))
     assert summary.replaced == ["support"], summary.failed
     [replacement] = sandbox.agents()
