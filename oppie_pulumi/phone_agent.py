@@ -64,6 +64,12 @@ ADOPT_ID = "adopt_id"
 # Set only by PhoneAgent.get: a read for a lookup, where a missing agent is an error, not a deletion. Never among
 # the outputs, so a later refresh of the looked-up resource treats a deleted agent like any other.
 LOOKUP = "_oppie_lookup"
+# Outputs users export and wire elsewhere that the API may change on its own (it can reassign a number).
+IDENTITY_OUTPUTS = ("phone_number", "provider_external_id")
+# Set by read when one of IDENTITY_OUTPUTS changed since the last deployment: {output: value it had}. The engine
+# decides a refresh's 'update' or 'same' by our Diff of the refreshed outputs against the *inputs*, which hold
+# no such output, so without this mark a new number would refresh as 'same'. The next update drops it.
+REASSIGNED = "_oppie_reassigned"
 # A refresh reads every agent and the API can only list them all: reads within this many seconds
 # share one list (the client's own writes invalidate it, so a read after a write sees the write).
 READ_SNAPSHOT_SECONDS = 2.0
@@ -247,7 +253,13 @@ class PhoneAgentProvider(ResourceProvider):
         """
         _Run.saw_held(_id)
         changed = _changed(olds, news)
-        replaces = [name for name in changed if name in REPLACE_ON_CHANGE]
+        reassigned = olds.get(REASSIGNED)
+        if isinstance(reassigned, dict):
+            changed += [name for name in IDENTITY_OUTPUTS if name in reassigned]
+        # A state written before a field existed lacks it: that says nothing about a change, and for a field
+        # that cannot change on a live agent (model) a replacement on that ground would destroy a working agent.
+        replaces = [name for name in changed if name in REPLACE_ON_CHANGE and name in olds]
+        changed = [name for name in changed if name not in REPLACE_ON_CHANGE or name in olds]
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
     # -- apply ---------------------------------------------------------------------------------------
@@ -396,6 +408,16 @@ class PhoneAgentProvider(ResourceProvider):
         _Run.saw_held(id_)
         self._claim(id_)
         outputs = self._with_adopt_id(outputs_from_agent(agent), props)
+        # What the identity outputs were at the last deployment (a mark not yet cleared by an update keeps them).
+        mark = props.get(REASSIGNED)
+        before = {name: props.get(name) for name in IDENTITY_OUTPUTS} | (mark if isinstance(mark, dict) else {})
+        reassigned = {
+            name: before[name]
+            for name in IDENTITY_OUTPUTS
+            if before.get(name) is not None and outputs.get(name) != before[name]
+        }
+        if reassigned:
+            outputs[REASSIGNED] = reassigned
         # Inputs follow the live agent too, so `pulumi refresh` shows drift as a diff.
         inputs = {name: outputs[name] for name in INPUT_FIELDS}
         if ADOPT_ID in outputs:
@@ -442,6 +464,24 @@ def _pickler_restored() -> Iterator[None]:
         yield
     finally:
         pickler._batch_setitems, pickler.save_dict = saved
+
+
+_PLAINTEXT_TOKEN_WARNED = threading.Event()
+PLAINTEXT_TOKEN_WARNING = (
+    "oppie:apiToken is set in plain text: the engine keeps the whole stack config in the state (as the inputs of "
+    "the default pulumi-python provider), so the token is stored there unencrypted. Set it as a secret: "
+    "`pulumi config set --secret oppie:apiToken <token>`, or leave it out of the config and set OPPIE_API_TOKEN."
+)
+
+
+def _warn_if_token_in_plain_text() -> None:
+    """Warn once per program run; the program, not the provider host, is where a warning reaches the CLI."""
+    if _PLAINTEXT_TOKEN_WARNED.is_set():
+        return
+    _PLAINTEXT_TOKEN_WARNED.set()
+    key = "oppie:apiToken"
+    if pulumi.runtime.get_config(key) and not pulumi.runtime.is_config_secret(key):
+        pulumi.log.warn(PLAINTEXT_TOKEN_WARNING)
 
 
 class PhoneAgentArgs(TypedDict, total=False):
@@ -529,6 +569,7 @@ class PhoneAgent(Resource, module="oppie", name="PhoneAgent"):
             props[ADOPT_ID] = adopt_id
         # Outputs present as None so that Pulumi exposes them as attributes.
         props.update(dict.fromkeys(COMPUTED_OUTPUTS))
+        _warn_if_token_in_plain_text()
         with _pickler_restored():
             super().__init__(_PROVIDER, resource_name, props, opts)
 
