@@ -5,9 +5,16 @@
 - ``ProviderHost`` starts the real dynamic provider host (``python -m pulumi.dynamic``) and speaks the
   ResourceProvider gRPC protocol to it: Configure, Check, Diff, Create, Read, Update, Delete.
 - ``Engine`` plays the engine's part on top of the two: ``preview``, ``up``, ``refresh`` and
-  ``destroy`` over an in-memory state, with the same call order and the same olds/news the engine
-  passes (Check against the prior inputs, Diff against the prior outputs, create-before-delete
-  replacement).
+  ``destroy`` over an in-memory state, with the call order and the olds/news the real engine passes:
+  Check against the prior inputs, Diff against the prior outputs, Check again *without* olds before a
+  replacement, create-before-delete replacement, a refresh judged by Diff of the refreshed outputs
+  against the prior inputs, unknowns delivered the way the host delivers them. Use one ``Engine`` (one
+  host) per command, as the CLI starts one provider host per command.
+
+  What it does not model (the real-engine tier, tests/test_real_*.py, covers it with the CLI): the
+  engine's handling of resource options (protect, ignore_changes, delete_before_replace, targets),
+  default-provider config kept in state, pending operations, secrets re-marked on outputs, and the
+  display. tests/test_engine_differential.py runs one scenario through both and compares them.
 
 The project's tests, examples check and benchmarks use these; they are public so that teams can test
 their own stacks the same way in CI.
@@ -307,6 +314,13 @@ class Engine:
                     return
                 changes, replaces = self.host.diff(old.id, reg.urn, old.outputs, inputs)
                 if replaces:
+                    # The engine re-runs Check with the new inputs only before a replacement, "to recompute the
+                    # default values" (pkg/resource/deploy/step_generator.go): create-time inputs come back.
+                    inputs, failures = self.host.check(reg.urn, {}, news)
+                    if failures:
+                        with self._lock:
+                            summary.check_failures[reg.name] = failures
+                        return
                     if not preview:
                         # Create before delete, the engine's default for a replacement.
                         id_, outs = self.host.create(reg.urn, inputs)
@@ -342,13 +356,21 @@ class Engine:
                 with self._lock:
                     summary.failed[entry.name] = exc.message
                 return
-            with self._lock:
-                if not id_:
+            if not id_:
+                with self._lock:
                     del self.state[entry.urn]
                     summary.deleted.append(entry.name)
-                    return
-                new = StateEntry(entry.urn, entry.type, entry.name, id_, inputs or entry.inputs, outs)
-                changed = (new.outputs, new.inputs) != (entry.outputs, entry.inputs)
+                return
+            new = StateEntry(entry.urn, entry.type, entry.name, id_, inputs or entry.inputs, outs)
+            # The engine decides 'update' or 'same' by the provider's Diff of the refreshed outputs against the
+            # old inputs (the diff an `up` of an unchanged program would see, inverted), not by comparing states.
+            try:
+                changed, _ = self.host.diff(id_, entry.urn, new.outputs, entry.inputs)
+            except HostError as exc:
+                with self._lock:
+                    summary.failed[entry.name] = exc.message
+                return
+            with self._lock:
                 (summary.updated if changed else summary.same).append(entry.name)
                 self.state[entry.urn] = new
 

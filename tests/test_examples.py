@@ -69,7 +69,7 @@ def run_example(
 ) -> list[Registration]:
     """Run the example's program as ``pulumi up`` would, with the provider's config for ``sandbox``.
 
-    ``main`` is the program's directory when ``Pulumi.yaml`` names one (``main: stack/``).
+    ``main`` is the program's directory when ``Pulumi.yaml`` names one (``main:``).
     """
     project, defaults = project_config(example)
     settings = {**defaults, "oppie:baseUrl": sandbox.url, "oppie:apiToken": TOKEN, **(config or {})}
@@ -399,19 +399,3 @@ def test_reference_page_documents_every_input_output_config_key_and_error() -> N
     for name in _exceptions.__all__:
         assert f"`{name}`" in text, name
     assert "pulumi/pulumi#16175" in text and "adopt_id" in text and "oppie-pulumi generate" in text
-
-
-def test_root_stack_deploys_two_agents_to_the_sandbox_and_a_second_run_changes_nothing(
-    sandbox: SandboxServer, engine_for: StateFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root = EXAMPLES.parent
-    assert yaml.safe_load((root / "Pulumi.yaml").read_text())["main"] == "stack/"
-    state: dict[str, StateEntry] = {}
-    with engine_for(state) as engine:
-        summary = engine.up(run_example(root, sandbox, monkeypatch, main=root / "stack"))
-        assert sorted(summary.created) == ["follow-up", "support-line"] and not summary.failed
-        again = engine.up(run_example(root, sandbox, monkeypatch, main=root / "stack"))
-    assert again.changes == 0
-    live = {agent["name"]: agent for agent in sandbox.agents()}
-    assert live["Acme support line"]["type"] == "inbound" and live["Acme support line"]["handoff_phone_number"]
-    assert live["Acme delivery follow-up"]["type"] == "outbound" and live["Acme delivery follow-up"]["actionIds"] == []
