@@ -1,4 +1,5 @@
-"""Pulumi's resource options and targeting on `PhoneAgent`, once each, as the real engine applies them.
+"""Pulumi's resource options and targeting on `PhoneAgent`, once each, as the real engine applies them, and
+what the dynamic provider host drops (detailed diffs, custom timeouts, log lines).
 
 docs/phone-agent.md ("Resource options under the real engine") describes what each test shows.
 """
@@ -126,3 +127,26 @@ def test_a_check_failure_names_the_property_before_any_api_call(project: Project
     assert "handoff_phone_number" in failed.stdout + failed.stderr
     assert "model" in failed.stdout + failed.stderr
     assert methods(sandbox) == [] and sandbox.stats()["requests"] == 0
+
+
+def test_custom_timeouts_are_not_applied_by_the_dynamic_host(project: Project, sandbox: SandboxServer) -> None:
+    """The engine passes a create timeout to the provider; the dynamic host ignores it, so a create slower than
+    `custom_timeouts` still completes. The provider's own timeouts (oppie:timeoutSeconds, per request) apply."""
+    sandbox.set_faults(latency_ms=2500)
+    project.declare({"line": with_opts(agent("Line"), custom_timeouts={"create": "1s"})})
+    project.up()
+    assert len(sandbox.agents()) == 1
+
+
+def test_a_provider_error_reaches_the_user_as_a_traceback_ending_in_the_message(
+    project: Project, sandbox: SandboxServer
+) -> None:
+    """The dynamic host cannot send log lines or structured errors: an exception becomes the diagnostic,
+    traceback first; the project's message (operation, status, the API's message, the fix) is its last line."""
+    project.config_set("oppie:apiToken", "not-the-token", secret=True)
+    project.declare({"line": agent("Line")})
+    failed = project.run("up", "--yes", expect=None)
+    assert failed.returncode != 0
+    assert "Traceback (most recent call last)" in failed.stdout
+    assert "401" in failed.stdout and "oppie:apiToken" in failed.stdout
+    assert "not-the-token" not in failed.stdout + failed.stderr

@@ -5,7 +5,8 @@
     {"agents": {"<logical name>": {"args": {...PhoneAgent args...},
                                    "refs": {"<arg>": "<other logical name>.<output>"},
                                    "opts": {"protect": true, "retain_on_delete": true, "ignore_changes": [...],
-                                            "delete_before_replace": true, "replace_on_changes": [...]}}},
+                                            "delete_before_replace": true, "replace_on_changes": [...],
+                                            "custom_timeouts": {"create": "1s"}}}},
      "secret_args": {"<logical name>": ["<arg>", ...]},
      "gets": {"<logical name>": "<agent id>"}}
 
@@ -30,7 +31,10 @@ for name, entry in spec.get("agents", {}).items():
     for arg, ref in entry.get("refs", {}).items():
         other, output = ref.split(".")
         args[arg] = getattr(made[other], output)
-    made[name] = PhoneAgent(name, **args, opts=pulumi.ResourceOptions(**entry.get("opts", {})))
+    opts = dict(entry.get("opts", {}))
+    if "custom_timeouts" in opts:
+        opts["custom_timeouts"] = pulumi.CustomTimeouts(**opts["custom_timeouts"])
+    made[name] = PhoneAgent(name, **args, opts=pulumi.ResourceOptions(**opts))
     for output in ("id", "provider_external_id", "phone_number"):
         pulumi.export(f"{name}.{output}", getattr(made[name], output))
 
