@@ -13,14 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import StateEntry
 
 from .realcli import Project
-from .support import TOKEN, StateFactory, agents_program
+from .support import TOKEN, StateFactory, agents_program, dashboard
 
 pytestmark = pytest.mark.realcli
 
@@ -45,7 +44,7 @@ def _agents(sandbox: SandboxServer) -> list[dict[str, Any]]:
 
 def _dashboard_edit(sandbox: SandboxServer) -> None:
     [agent] = sandbox.agents()
-    with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+    with dashboard(sandbox) as api:
         api.patch(f"/phone/{agent['id']}", json=EDIT).raise_for_status()
 
 

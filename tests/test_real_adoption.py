@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from oppie_pulumi.sandbox import SandboxServer
 
 from .realcli import Project, summary
-from .support import TOKEN
+from .support import TOKEN, dashboard
 
 pytestmark = pytest.mark.realcli
 
@@ -27,7 +26,7 @@ LIVE = {"name": "Legacy line", "language": "en", "first_message": "Hello."}
 
 def adopted(project: Project, sandbox: SandboxServer, **opts: Any) -> tuple[str, dict[str, Any]]:
     """A live agent made "in the dashboard", adopted by the stack; returns its id and the declaration."""
-    with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+    with dashboard(sandbox) as api:
         agent_id = api.post("/phone", json=LIVE).raise_for_status().json()["id"]
     entry: dict[str, Any] = {"args": {**LIVE, "first_message": "Hello from Acme.", "adopt_id": agent_id}}
     if opts:
@@ -80,7 +79,7 @@ def test_an_adopted_agent_deleted_elsewhere_is_recreated_by_up_with_refresh(
     project: Project, sandbox: SandboxServer
 ) -> None:
     old_id, _ = adopted(project, sandbox)
-    with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+    with dashboard(sandbox) as api:
         api.delete(f"/phone/{old_id}").raise_for_status()
     project.up("--refresh")
     assert held_once(project, sandbox) != old_id
@@ -91,7 +90,7 @@ def test_an_adopted_agent_deleted_elsewhere_then_refreshed_away_fails_up_naming_
 ) -> None:
     """A separate `pulumi refresh` forgets the agent; the next run cannot tell it from a mistyped adopt_id."""
     old_id, _ = adopted(project, sandbox)
-    with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+    with dashboard(sandbox) as api:
         api.delete(f"/phone/{old_id}").raise_for_status()
     project.run("refresh", "--yes")
     failed = project.run("up", "--yes", expect=None)

@@ -10,13 +10,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from oppie_pulumi.sandbox import SandboxServer
 
 from .realcli import Project, summary
-from .support import TOKEN
+from .support import TOKEN, dashboard
 
 pytestmark = pytest.mark.realcli
 
@@ -33,11 +32,6 @@ FOLLOW_UP: dict[str, Any] = {
     "args": {"name": "Acme follow-up", "type": "outbound", "action_ids": []},
     "refs": {"handoff_phone_number": "support.phone_number"},
 }
-
-
-def dashboard(sandbox: SandboxServer) -> httpx.Client:
-    """What a person editing agents in the dashboard does: the API, behind the provider's back."""
-    return httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
 
 
 def writes(sandbox: SandboxServer, method: str | None = None) -> list[dict[str, Any]]:
