@@ -19,7 +19,7 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 WITH_PULUMI = set -e; cli_dir="$$(tools/pulumi/install.sh)"; export PATH="$$cli_dir:$$PATH";
 
 .PHONY: setup test lint up down preview refresh sandbox sandbox-start sandbox-stop stack-select bench examples \
-	reliability cli clean
+	reliability cli cli-yaml plugin sdk clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,13 +36,28 @@ lint: setup
 
 # The CLI first: the real-engine tier needs it. Outside CI a machine with neither Go nor a pulumi skips that
 # tier (saying why); under CI=true the tier fails instead, so CI can never pass without it.
+# The YAML language host too (the plugin's YAML program): built here, before pytest, so that a first build on a
+# fresh machine does not count against a test's timeout.
 test: lint
 	tools/pulumi/install.sh >/dev/null || [ "$${CI:-}" != true ]
+	tools/pulumi-yaml/install.sh --build >/dev/null || [ "$${CI:-}" != true ]
 	$(BIN)/pytest -q
 
 # Find or build the Pulumi CLI (minutes the first time, instant after).
 cli:
 	tools/pulumi/install.sh
+
+# The YAML language host, for YAML programs using the oppie provider plugin (docs/plugin.md).
+cli-yaml:
+	tools/pulumi-yaml/install.sh --build
+
+# The provider plugin as a tarball for `pulumi plugin install resource oppie <version> --file ...`.
+plugin: setup
+	plugin/package.sh
+
+# The Python SDK of the plugin, generated from its schema into sdk/python.
+sdk: setup
+	@$(WITH_PULUMI) pulumi package gen-sdk plugin/pulumi-resource-oppie --language python --out sdk
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
@@ -95,4 +110,4 @@ down: sandbox-start stack-select
 	$(MAKE) sandbox-stop
 
 clean: sandbox-stop
-	rm -rf $(VENV) .pulumi-state $(SANDBOX_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pulumi-state $(SANDBOX_DIR) .pytest_cache .mypy_cache .ruff_cache dist sdk

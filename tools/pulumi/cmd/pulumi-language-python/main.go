@@ -8,9 +8,10 @@
 // and the executor script that runs the program (python/cmd/pulumi-language-python-exec). So this host does what
 // Pulumi's does on the path a Python program takes through `pulumi preview/up/refresh/destroy`: it resolves the
 // toolchain from Pulumi.yaml's runtime options, runs the executor with the engine's arguments and config, and maps
-// the exit status the same way (32: the program already told the user, so bail quietly). Plugin discovery,
-// debugging, typecheckers, codegen and `pulumi new` prompts are left unimplemented: the engine treats an
-// Unimplemented answer as "nothing to add" for the calls a deployment makes.
+// the exit status the same way (32: the program already told the user, so bail quietly). It also serves
+// `pulumi package gen-sdk --language python` with Pulumi's own Python code generator (GeneratePackage). Plugin
+// discovery, debugging, typecheckers, program codegen and `pulumi new` prompts are left unimplemented: the engine
+// treats an Unimplemented answer as "nothing to add" for the calls a deployment makes.
 package main
 
 import (
@@ -30,6 +31,9 @@ import (
 
 	pbempty "google.golang.org/protobuf/types/known/emptypb"
 
+	codegen "github.com/pulumi/pulumi/pkg/v3/codegen/python"
+	"github.com/pulumi/pulumi/pkg/v3/codegen/schema"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
@@ -276,4 +280,42 @@ func (w *streamWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// GeneratePackage serves `pulumi package gen-sdk --language python`: Pulumi's Python code generator (pkg/v3's
+// codegen/python, the one Pulumi's own host calls) writes the SDK of a package schema into the requested folder.
+func (h *pythonHost) GeneratePackage(
+	ctx context.Context, req *pulumirpc.GeneratePackageRequest,
+) (*pulumirpc.GeneratePackageResponse, error) {
+	loader, err := schema.NewLoaderClient(req.GetLoaderTarget())
+	if err != nil {
+		return nil, err
+	}
+	defer loader.Close()
+
+	var spec schema.PackageSpec
+	if err := json.Unmarshal([]byte(req.GetSchema()), &spec); err != nil {
+		return nil, fmt.Errorf("could not read the package schema: %w", err)
+	}
+	pkg, diags, err := schema.BindSpec(spec, loader, schema.ValidationOptions{AllowDanglingReferences: true})
+	if err != nil {
+		return nil, err
+	}
+	if diags.HasErrors() {
+		return &pulumirpc.GeneratePackageResponse{Diagnostics: plugin.HclDiagnosticsToRPCDiagnostics(diags)}, nil
+	}
+	files, err := codegen.GeneratePackage("pulumi-language-python", pkg, req.GetExtraFiles(), loader)
+	if err != nil {
+		return nil, err
+	}
+	for name, data := range files {
+		path := filepath.Join(req.GetDirectory(), name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return &pulumirpc.GeneratePackageResponse{Diagnostics: plugin.HclDiagnosticsToRPCDiagnostics(diags)}, nil
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Find or build the YAML language host; print the folder that holds it (for PATH) on the last line of stdout.
+#
+#   tools/pulumi-yaml/install.sh            a `pulumi-language-yaml` on PATH is used as is; otherwise the pinned build
+#   tools/pulumi-yaml/install.sh --build    always the pinned build (what the tests use)
+#
+# The Pulumi CLI runs a YAML program through the language host `pulumi-language-yaml`, which Pulumi ships in its
+# release tarballs (get.pulumi.com, not reachable here). Its source is the Go module github.com/pulumi/pulumi-yaml,
+# which the Go module proxy serves: this module pins it (go.mod) and builds its cmd/pulumi-language-yaml. A module of
+# its own, because v1.25.0 does not compile against the CLI's pkg v3.274.1: it builds with the Pulumi modules it
+# asks for (v3.206.0) and speaks the same gRPC protocol to the v3.274.1 CLI. The binary lands in
+# .tools/pulumi-yaml-<version>/bin (ignored by git), so only the first run compiles (about a minute with the
+# modules cached); later runs return at once.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+version="$(awk '$1 == "require" && $2 == "github.com/pulumi/pulumi-yaml" { print $3 }' "$here/go.mod")"
+if [[ -z "$version" ]]; then
+  echo "install.sh: tools/pulumi-yaml/go.mod pins no github.com/pulumi/pulumi-yaml" >&2
+  exit 2
+fi
+bin="$root/.tools/pulumi-yaml-$version/bin"
+
+if [[ "${1:-}" != "--build" ]] && own="$(command -v pulumi-language-yaml 2>/dev/null)" &&
+  [[ "$own" != "$bin/pulumi-language-yaml" ]]; then
+  echo "using the YAML language host on PATH: $own" >&2
+  dirname "$own"
+  exit 0
+fi
+
+if [[ -f "$bin/.complete" ]]; then
+  echo "$bin"
+  exit 0
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "install.sh: no pulumi-language-yaml on PATH and no Go toolchain to build one." >&2
+  echo "  Install the Pulumi CLI (its release ships the YAML host) or Go 1.26+, then run this again." >&2
+  exit 2
+fi
+
+echo "building pulumi-language-yaml $version into $bin (first run only: minutes on 2 cores)..." >&2
+started=$SECONDS
+mkdir -p "$bin"
+cd "$here"
+ldflags="-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=$version"
+go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml
+touch "$bin/.complete"
+echo "built pulumi-language-yaml $version in $((SECONDS - started)) s" >&2
+echo "$bin"
