@@ -1,4 +1,5 @@
-"""The benchmark script still runs: ``benchmarks/run.py --smoke`` end to end, as CI's smoke run.
+"""The benchmark scripts still run: ``benchmarks/run.py --smoke`` and ``benchmarks/engine.py --smoke``, as CI's
+smoke runs.
 
 Only that it works is asserted, never how fast: figures on a shared CI machine say nothing.
 """
@@ -9,6 +10,10 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from .realcli import pulumi_bin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,3 +33,28 @@ def test_benchmark_smoke_run_exits_zero_and_prints_the_table(tmp_path: Path) -> 
     assert header.split() == ["measurement", "provider", "raw/floor", "ratio", "goal", "met?"]
     rows = json.loads(figures.read_text())["rows"]
     assert {row["measurement"].split(",")[0] for row in rows} >= {"create", "read", "update", "delete"}
+
+
+@pytest.mark.realcli
+def test_engine_benchmark_smoke_run_prints_the_table_with_no_api_calls_for_no_change(tmp_path: Path) -> None:
+    """``benchmarks/engine.py --smoke``: the real CLI, ours against the no-op floor; counts, never durations."""
+    pulumi_bin()  # skips (fails under CI=true) without a CLI, like the rest of the real-engine tier
+    figures = tmp_path / "engine.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "engine.py"), "--smoke", "--json", str(figures)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    header = next((line for line in result.stdout.splitlines() if line.startswith("figure")), None)
+    assert header is not None, result.stdout[-3000:]
+    assert header.split() == ["figure", "ours", "floor", "ratio", "goal", "met?"]
+    rows = {row["key"]: row["data"] for row in json.loads(figures.read_text())["rows"]}
+    assert rows["preview"]["api_calls"] == [0], "a preview of an unchanged stack called the API"
+    assert rows["up"]["api_writes"] == [0], "an up of an unchanged stack wrote to the API"
+    assert all(0 < lists <= 3 for lists in rows["refresh"]["list_calls"]), rows["refresh"]
+    assert rows["pickle"]["pickle_bytes"] <= 512
+    assert rows["rate-up"]["created"] == 6 and "429" not in rows["rate-up"]["by_status"], rows["rate-up"]
+    assert rows["rate-destroy"]["left"] == 0, rows["rate-destroy"]
