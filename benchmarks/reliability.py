@@ -9,15 +9,19 @@ at once), and after every command compares the agents on the server with the age
 
 - lost: in state but gone from the server;
 - orphaned: on the server but in no state (a paid phone number nobody manages);
-- duplicated: two agents on the server for one resource;
+- duplicated: more agents with a spec on the server than resources declare it (two agents for one resource);
+- held twice: one agent in the state of two resources (destroying one deletes the other's agent);
 - failed: operations that failed although a retry was allowed.
 
-All four must be zero. tests/test_reliability.py runs the same scenarios and asserts exactly that.
+All five must be zero. Some scenarios declare many resources with one identical spec, and one runs two
+stacks (two provider hosts, two states) deploying the same program at the same time.
+tests/test_reliability.py runs the same scenarios and asserts exactly that.
 """
 
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -41,6 +45,12 @@ class Scenario:
     describe: str = ""
     # Each further command would wait out another minute; the creates are the point of the scenario.
     limit_only_first_step: bool = False
+    # Every agent of the program has the same spec (only the logical names differ).
+    identical: bool = False
+    # Stacks deploying the same program at the same time, each through its own provider host and state.
+    stacks: int = 1
+    # The provider's own limiter must keep every request under the sandbox's limit: not one 429.
+    expect_no_429: bool = False
 
 
 SCENARIOS = [
@@ -63,6 +73,38 @@ SCENARIOS = [
         describe="25 writes are applied, then the connection drops mid-answer",
     ),
     Scenario(
+        "identical specs in parallel",
+        {"error_rate": 0.3, "seed": 11, "delay_after_apply_ms": 150, "drop_after_apply": 3},
+        agents=12,
+        identical=True,
+        # Reconciliation is the point: enough retries that six 503s in a row for one request cannot fail it.
+        config={"maxRetries": "8"},
+        describe="12 resources with one spec, 10 at a time; 30% 503 unapplied, answers 0.15 s after "
+        "applying, 3 connections dropped after apply",
+    ),
+    Scenario(
+        "late-applied POST",
+        {"late_apply_next": 6, "late_apply_ms": 900},
+        agents=10,
+        config={"timeoutSeconds": "0.3", "maxRetries": "3"},
+        describe="6 writes are held 0.9 s before being applied; the client times out at 0.3 s, finds nothing, "
+        "retries, and the first write lands after the retry succeeded",
+    ),
+    Scenario(
+        "truncated answers on every method",
+        {"truncate_rate": 0.3, "seed": 5},
+        describe="30% of successful answers (POST, GET, PATCH, DELETE) are applied, then sent cut in half",
+    ),
+    Scenario(
+        "two stacks, identical specs, at once",
+        {"error_rate": 0.4, "seed": 3, "delay_after_apply_ms": 300},
+        agents=6,
+        stacks=2,
+        config={"maxRetries": "8"},
+        describe="two stacks (two provider hosts) deploy the same 6 agents at the same time; 40% 503 unapplied, "
+        "answers 0.3 s after applying",
+    ),
+    Scenario(
         "30+ parallel creates, low rate limit",
         {},
         agents=32,
@@ -70,6 +112,7 @@ SCENARIOS = [
         config={"maxRequestsPerMinute": "20"},
         describe="sandbox enforces 20 requests/min on the creates; provider limited to the same",
         limit_only_first_step=True,
+        expect_no_429=True,
     ),
 ]
 SLOW = {"30+ parallel creates, low rate limit"}
@@ -83,31 +126,65 @@ class Outcome:
     lost: int = 0
     orphaned: int = 0
     duplicated: int = 0
+    held_twice: int = 0
     requests: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     faults_left: dict[str, Any] = field(default_factory=dict)
+    faults_fired: dict[str, int] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
-        return not (self.failed or self.lost or self.orphaned or self.duplicated)
+        return not (self.failed or self.lost or self.orphaned or self.duplicated or self.held_twice)
 
 
-def program(count: int, first_message: str) -> list[Registration]:
+def agent_name(scenario: Scenario, i: int) -> str:
+    return "Twin" if scenario.identical else f"Agent {i:03d}"
+
+
+def program(scenario: Scenario, first_message: str) -> list[Registration]:
     def declare() -> None:
-        for i in range(count):
-            PhoneAgent(f"agent-{i:03d}", name=f"Agent {i:03d}", first_message=first_message)
+        for i in range(scenario.agents):
+            PhoneAgent(f"agent-{i:03d}", name=agent_name(scenario, i), first_message=first_message)
 
     return run_program(declare)
 
 
-def _audit(outcome: Outcome, state: dict[str, StateEntry], sandbox: SandboxServer) -> None:
+def _audit(outcome: Outcome, states: list[dict[str, StateEntry]], sandbox: SandboxServer) -> None:
+    scenario = outcome.scenario
+    declared = Counter(agent_name(scenario, i) for i in range(scenario.agents) for _ in range(scenario.stacks))
     remote = sandbox.agents()
     remote_ids = {a["id"] for a in remote}
-    state_ids = {e.id for e in state.values()}
-    outcome.lost += len(state_ids - remote_ids)
-    outcome.orphaned += len(remote_ids - state_ids)
-    outcome.duplicated += sum(n - 1 for n in Counter(a["name"] for a in remote).values() if n > 1)
+    held = Counter(entry.id for state in states for entry in state.values())
+    outcome.lost += len(set(held) - remote_ids)
+    outcome.orphaned += len(remote_ids - set(held))
+    outcome.held_twice += sum(n - 1 for n in held.values() if n > 1)
+    outcome.duplicated += sum(max(0, n - declared[name]) for name, n in Counter(a["name"] for a in remote).items())
+
+
+def _run_step(
+    settings: dict[str, str], states: list[dict[str, StateEntry]], action: Callable[[Engine], Summary]
+) -> list[Summary]:
+    """One command on every stack at once, each through its own provider host (its own process)."""
+    summaries: list[Summary | None] = [None] * len(states)
+    errors: list[BaseException] = []
+
+    def one(index: int) -> None:
+        try:
+            with ProviderHost() as host:
+                host.configure(settings)
+                summaries[index] = action(Engine(host, states[index], parallel=10))
+        except BaseException as exc:  # reported by the caller: a harness failure is not a provider failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(states))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [summary for summary in summaries if summary is not None]
 
 
 def run(scenario: Scenario) -> Outcome:
@@ -117,26 +194,28 @@ def run(scenario: Scenario) -> Outcome:
     config = SandboxConfig(token=TOKEN, db_path=":memory:", rate_limit_per_minute=scenario.sandbox_limit)
     with serve(config) as sandbox:
         sandbox.set_faults(**scenario.faults)
-        state: dict[str, StateEntry] = {}
+        states: list[dict[str, StateEntry]] = [{} for _ in range(scenario.stacks)]
         settings = {"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url, "oppie:maxRequestsPerMinute": "0"}
         settings.update({f"oppie:{k}": v for k, v in scenario.config.items()})
+        # Programs run under Pulumi's mocks, which need the main thread: register them before the steps.
+        first, second = program(scenario, "Hello"), program(scenario, "Hello again")
         steps: list[tuple[str, Callable[[Engine], Summary]]] = [
-            ("up", lambda e: e.up(program(scenario.agents, "Hello"))),
-            ("update", lambda e: e.up(program(scenario.agents, "Hello again"))),
+            ("up", lambda e: e.up(first)),
+            ("update", lambda e: e.up(second)),
             ("refresh", lambda e: e.refresh()),
             ("destroy", lambda e: e.destroy()),
         ]
         for step, action in steps:
-            with ProviderHost() as host:
-                host.configure(settings)
-                summary = action(Engine(host, state, parallel=10))
-            outcome.operations += summary.changes + len(summary.same) + len(summary.failed)
-            outcome.failed += [f"{step} {name}: {message}" for name, message in summary.failed.items()]
-            _audit(outcome, state, sandbox)
+            for stack, summary in enumerate(_run_step(settings, states, action)):
+                where = f"{step} (stack {stack + 1})" if scenario.stacks > 1 else step
+                outcome.operations += summary.changes + len(summary.same) + len(summary.failed)
+                outcome.failed += [f"{where} {name}: {message}" for name, message in summary.failed.items()]
+            _audit(outcome, states, sandbox)
             if scenario.limit_only_first_step:
                 sandbox.state.rate_limiter.limit = None
                 settings["oppie:maxRequestsPerMinute"] = "0"
         outcome.faults_left = sandbox.state.faults.model_dump()
+        outcome.faults_fired = sandbox.faults_fired()
         stats = sandbox.stats()
         outcome.requests = stats["requests"]
         outcome.statuses = dict(sorted(stats["by_status"].items()))
@@ -145,7 +224,18 @@ def run(scenario: Scenario) -> Outcome:
 
 
 def table(outcomes: list[Outcome]) -> str:
-    head = ("scenario", "fault injected", "ops", "failed", "lost", "dup", "orphaned", "requests by status", "s")
+    head = (
+        "scenario",
+        "fault injected",
+        "ops",
+        "failed",
+        "lost",
+        "dup",
+        "orphaned",
+        "held twice",
+        "requests by status",
+        "s",
+    )
     rows = [
         (
             o.scenario.name,
@@ -155,6 +245,7 @@ def table(outcomes: list[Outcome]) -> str:
             str(o.lost),
             str(o.duplicated),
             str(o.orphaned),
+            str(o.held_twice),
             " ".join(f"{k}:{v}" for k, v in o.statuses.items()),
             f"{o.seconds:.1f}",
         )
@@ -168,15 +259,24 @@ def table(outcomes: list[Outcome]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="skip the minute-long rate-limit scenario")
+    parser.add_argument("--only", metavar="NAME", action="append", help="run only the scenario(s) of this name")
     args = parser.parse_args()
-    outcomes = [run(s) for s in SCENARIOS if not (args.quick and s.name in SLOW)]
+    chosen = [s for s in SCENARIOS if not (args.quick and s.name in SLOW) and (not args.only or s.name in args.only)]
+    outcomes = [run(s) for s in chosen]
     print(table(outcomes))
     for outcome in outcomes:
         for failure in outcome.failed:
             print(f"FAILED {outcome.scenario.name}: {failure}")
-    total = sum(o.lost + o.duplicated + o.orphaned + len(o.failed) for o in outcomes)
-    print(f"\nagents lost, duplicated or orphaned, and failed operations, in all: {total}")
-    return 0 if total == 0 else 1
+    totals = {
+        "operations tried": sum(o.operations for o in outcomes),
+        "failed": sum(len(o.failed) for o in outcomes),
+        "lost": sum(o.lost for o in outcomes),
+        "duplicated": sum(o.duplicated for o in outcomes),
+        "orphaned": sum(o.orphaned for o in outcomes),
+        "held twice": sum(o.held_twice for o in outcomes),
+    }
+    print("\nin all: " + ", ".join(f"{count} {what}" for what, count in totals.items()))
+    return 0 if all(o.clean for o in outcomes) else 1
 
 
 if __name__ == "__main__":

@@ -25,14 +25,16 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._config import Settings
+from ._config import DEFAULT_BASE_URL, Settings
 from ._exceptions import (
     ApiError,
+    ConfigError,
     MalformedResponse,
     RateLimited,
     ServerError,
     TransportError,
     Unauthorized,
+    WrongBaseUrl,
     error_class_for_status,
     redact,
 )
@@ -75,9 +77,15 @@ class RateLimiter:
 
     WINDOW_SECONDS = 60.0
 
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        per_minute: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._limit = int(per_minute)
         self._clock = clock
+        self._sleep = sleep
         self._slots: list[Slot] = []
         self._lock = threading.Lock()
 
@@ -98,7 +106,7 @@ class RateLimiter:
                 # The place frees when enough of the oldest requests leave the window.
                 times = sorted(slot.at for slot in self._slots)
                 wait = times[len(times) - self._limit] + window - now
-            time.sleep(max(wait, 0.001))
+            self._sleep(max(wait, 0.001))
 
     def settle(self, slot: Slot) -> None:
         """The request got its answer: it counts from now."""
@@ -125,15 +133,26 @@ class PhoneApiClient:
     ``label`` arguments name the agent in error messages (its name or id).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
-        self._http = httpx.Client(
-            base_url=settings.base_url,
-            timeout=httpx.Timeout(settings.timeout_seconds),
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=settings.base_url,
+                timeout=httpx.Timeout(settings.timeout_seconds),
+                limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
+                headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            )
+        except httpx.InvalidURL:
+            failed = True
+        else:
+            failed = False
+        if failed:  # raised here, not in the except block, so that no httpx error rides along as the context
+            raise ConfigError(
+                "oppie:baseUrl / OPPIE_BASE_URL is not a URL the HTTP client can use: check it for stray characters"
+            )
         self._limiter = RateLimiter(settings.max_requests_per_minute)
+        # Every wait between retries goes through here: tests see exactly how long the client would wait.
+        self._sleep = sleep
         self._random = random.Random()
         self._lock = threading.Condition()
         self._generation = 0
@@ -221,56 +240,103 @@ class PhoneApiClient:
             self._snapshot = None
 
     def _call(self, method: str, path: str, operation: str, json: Any = None) -> tuple[int, Any]:
-        """One API call with retries; returns the status and the decoded JSON body (``None`` if empty)."""
+        """One API call with retries; returns the status and the decoded JSON body (``None`` if empty).
+
+        No error raised from here carries an httpx object (a request holds the token in its headers), nor
+        has one as its cause or context: each is built from what it needs, and raised outside any handler.
+        """
         token = self.settings.require_token()
         headers = {"Authorization": f"Bearer {token}"}
         attempt = 0
         while True:
             slot = self._limiter.acquire()
-            try:
-                response = self._http.request(method, path, json=json, headers=headers)
-            except httpx.TransportError as exc:
-                self._limiter.settle(slot)
-                # Refused before anything was sent: the API cannot have acted, even on a POST.
-                unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-                kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-                error: TransportError | ApiError = TransportError(
-                    redact(
-                        f"{operation} failed: {method} {path} {kind} "
-                        f"({type(exc).__name__}: {exc or 'no detail'}) talking to {self.settings.base_url}",
-                        token,
-                    ),
-                    operation=operation,
-                    method=method,
-                    path=path,
-                    may_have_reached_api=not unsent,
-                )
-                retryable = method in _IDEMPOTENT or unsent
-                delay = None
-                cause: Exception = exc
-            else:
-                if response.status_code == 429:
+            outcome = self._attempt(method, path, operation, json, headers, token)
+            if isinstance(outcome, tuple):
+                status, response = outcome
+                if status == 429:
                     self._limiter.release(slot)
                 else:
                     self._limiter.settle(slot)
+            else:
+                self._limiter.settle(slot)
+            error: TransportError | ApiError
+            if isinstance(outcome, TransportError):
+                error = outcome
+                # Not sent at all: a connection refused may work next time; a request HTTP cannot carry never.
+                retryable = (method in _IDEMPOTENT or not error.may_have_reached_api) and not isinstance(
+                    error, _Unsendable
+                )
+            else:
+                status, response = outcome
+                not_api = self._not_the_api(response, method, path, operation, token)
+                if not_api is not None:
+                    raise not_api
                 if response.is_success:
-                    return response.status_code, self._decode(response, method, path, operation)
-                error = self._error(response, method, path, operation, token)
-                retryable = isinstance(error, RateLimited) or (isinstance(error, ServerError) and method in _IDEMPOTENT)
-                delay = error.retry_after
-                cause = error
+                    try:
+                        return status, self._decode(response, method, path, operation)
+                    except MalformedResponse as unreadable:
+                        error = unreadable
+                    # An answer that cannot be read is a failed attempt like a 5xx: safe to repeat when idempotent.
+                    retryable = method in _IDEMPOTENT
+                else:
+                    error = self._error(response, method, path, operation, token)
+                    retryable = isinstance(error, RateLimited) or (
+                        isinstance(error, ServerError) and method in _IDEMPOTENT
+                    )
             # A 429 means the API did not act and will again: it gets a larger budget than faults do.
             budget = self.settings.max_retries * (4 if isinstance(error, RateLimited) else 1)
             if not retryable or attempt >= budget:
-                if cause is error:
-                    raise error
-                raise error from cause
-            time.sleep(self._backoff(attempt, delay))
+                raise error
+            retry_after = error.retry_after if isinstance(error, ApiError) else None
+            self._sleep(self._backoff(attempt, retry_after))
             attempt += 1
+
+    def _attempt(
+        self, method: str, path: str, operation: str, body: Any, headers: dict[str, str], token: str
+    ) -> tuple[int, httpx.Response] | TransportError:
+        """Send once: the answer, or the TransportError that says why there is none (never raised here)."""
+        unsendable: str | None = None
+        try:
+            response = self._http.request(method, path, json=body, headers=headers)
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL, UnicodeEncodeError) as exc:
+            # Refused by the client itself: the message of these exceptions quotes the offending value (the
+            # Authorization header, escaped), so only its kind is kept.
+            unsendable = _why_unsendable(exc, headers)
+        except httpx.TransportError as exc:
+            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+            outcome = ", so nothing was changed" if unsent else ""
+            return TransportError(
+                redact(
+                    f"{operation} failed: {method} {path} {kind} "
+                    f"({type(exc).__name__}: {exc or 'no detail'}) talking to {self.settings.base_url}"
+                    + ("; the request never reached the API" + outcome if unsent else ""),
+                    token,
+                ),
+                operation=operation,
+                method=method,
+                path=path,
+                may_have_reached_api=not unsent,
+            )
+        else:
+            return response.status_code, response
+        return _Unsendable(
+            f"{operation} failed: {method} {path} could not be sent ({unsendable}); it never reached the API, "
+            "so nothing was changed",
+            operation=operation,
+            method=method,
+            path=path,
+            may_have_reached_api=False,
+        )
 
     def pause(self, attempt: int) -> None:
         """Sleep the backoff for retry number ``attempt`` (callers that retry a whole operation)."""
-        time.sleep(self._backoff(attempt, None))
+        self._sleep(self._backoff(attempt, None))
+
+    def wait(self, seconds: float) -> None:
+        """Sleep ``seconds``, if more than none (callers that let the API settle before they look again)."""
+        if seconds > 0:
+            self._sleep(seconds)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -284,9 +350,41 @@ class PhoneApiClient:
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise self._malformed(
-                method, path, operation, "JSON", status=response.status_code, body=response.text
-            ) from None
+            pass
+        # Raised outside the handler: the decode error holds the whole body, which may echo the token.
+        raise self._malformed(method, path, operation, "JSON", status=response.status_code, body=response.text)
+
+    def _not_the_api(
+        self, response: httpx.Response, method: str, path: str, operation: str, token: str
+    ) -> WrongBaseUrl | None:
+        """A ``WrongBaseUrl`` when the answer cannot come from the phone-agent API, else ``None``.
+
+        The API always has ``/phone`` (404 there is some other server; 404 on ``/phone/{id}`` is an unknown
+        agent), answers no method with 405 or 501, and never answers a success with an HTML page. A gateway in
+        front of the API may send HTML with a 5xx: that stays a ServerError, as the API may be behind it.
+        """
+        status = response.status_code
+        html = "html" in response.headers.get("content-type", "").lower() or response.content.lstrip()[:1] == b"<"
+        if status in (405, 501) or (status == 404 and path == "/phone"):
+            why = f"it has no {method} {path}"
+        elif response.is_success and html:
+            why = "it answered with an HTML page"
+        else:
+            return None
+        api_message = _api_message(response, token)
+        return WrongBaseUrl(
+            redact(
+                f"{operation} failed: {method} {path} answered {status} {response.reason_phrase}: {api_message}. "
+                f"{self.settings.base_url} does not look like the phone-agent API ({why}): check oppie:baseUrl / "
+                f"OPPIE_BASE_URL (the API's own is {DEFAULT_BASE_URL}). Nothing was created or changed there",
+                token,
+            ),
+            operation=operation,
+            method=method,
+            path=path,
+            status_code=status,
+            api_message=api_message,
+        )
 
     def _as_agent(self, data: Any, status: int, method: str, path: str, operation: str) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
@@ -298,7 +396,9 @@ class PhoneApiClient:
     def _malformed(
         self, method: str, path: str, operation: str, expected: str, *, status: int, body: str
     ) -> MalformedResponse:
-        detail = f"expected {expected}, got {_snippet(body)!r}" if body else f"expected {expected}"
+        # Redacted before it is cut short: a token cut in half would no longer be found, and half would show.
+        shown = _snippet(redact(body, self.settings.api_token))
+        detail = f"expected {expected}, got {shown!r}" if body else f"expected {expected}"
         return MalformedResponse(
             redact(
                 f"{operation} failed: {method} {path} answered {status} with a body that is not "
@@ -314,7 +414,7 @@ class PhoneApiClient:
 
     def _error(self, response: httpx.Response, method: str, path: str, operation: str, token: str) -> ApiError:
         status = response.status_code
-        api_message = _api_message(response)
+        api_message = _api_message(response, token)
         cls = error_class_for_status(status)
         message = f"{operation} failed: {method} {path} answered {status} {response.reason_phrase}: {api_message}"
         if cls is Unauthorized:
@@ -329,7 +429,7 @@ class PhoneApiClient:
             method=method,
             path=path,
             status_code=status,
-            api_message=redact(api_message, token),
+            api_message=api_message,
             retry_after=retry_after,
         )
 
@@ -340,20 +440,44 @@ def _snippet(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _api_message(response: httpx.Response) -> str:
-    """The API's own explanation from the ``{statusCode, error, message}`` envelope, or the body."""
+def _api_message(response: httpx.Response, secret: str | None) -> str:
+    """The API's own explanation from the ``{statusCode, error, message}`` envelope, or the body.
+
+    ``secret`` is redacted before anything is cut short, so no part of it survives a cut.
+    """
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        text = _snippet(response.text)
+        body = _UNREADABLE
+    if body is _UNREADABLE:
+        text = _snippet(redact(response.text, secret))
         return f"(no JSON error body; the response said: {text!r})" if text else "(empty body)"
     if isinstance(body, dict):
         message = body.get("message", body.get("error"))
         if isinstance(message, list):
-            return "; ".join(str(m) for m in message)
+            return redact("; ".join(str(m) for m in message), secret)
         if message is not None:
-            return str(message)
-    return _snippet(json.dumps(body))
+            return redact(str(message), secret)
+    return _snippet(redact(json.dumps(body), secret))
+
+
+_UNREADABLE = object()
+
+
+class _Unsendable(TransportError):
+    """The client could not send the request at all; repeating it would fail the same way."""
+
+
+def _why_unsendable(exc: Exception, headers: dict[str, str]) -> str:
+    """What kept a request from being sent, without quoting the value (it may be the token)."""
+    if isinstance(exc, UnicodeEncodeError) and exc.object not in headers.values():
+        return "its body holds text that cannot be encoded as UTF-8, such as a lone surrogate"
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+        return "its URL holds a character HTTP cannot carry: check oppie:baseUrl and the agent id"
+    return (
+        "a header holds a character no HTTP header can carry (a control or non-ASCII character): check "
+        "oppie:apiToken / OPPIE_API_TOKEN; the value is not shown"
+    )
 
 
 def _retry_after(value: str | None) -> float | None:

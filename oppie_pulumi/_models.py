@@ -9,8 +9,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
 
 __all__ = [
     "API_NAMES",
@@ -29,12 +39,55 @@ __all__ = [
 ]
 
 MODELS = ("oppie-vox", "oppie-vox-turbo", "oppie-vox-2")
-# Returned by newer API versions: accepted in a declaration so such agents can be adopted and managed.
+# Returned by newer API versions: accepted in a declaration so such agents can be adopted and managed, but
+# POST /phone refuses it, so a new agent cannot be declared with it (see validation_failures(new_agent=...)).
 NEWER_MODELS = ("oppie-vox-livekit",)
-E164 = re.compile(r"^\+[1-9]\d{1,14}$")
-_HTTP_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+# Matched whole (fullmatch): with `$`, a trailing newline would pass. [0-9], not \d, which takes any script's digits.
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+# A value quoted in a check failure is cut to this many characters (a 1 MB value must not make a 1 MB reason).
+SHOWN_CHARACTERS = 60
 
-StrList = list[StrictStr]
+E164_REASON = "must be an E.164 number such as +14155550123: a '+', then 2 to 15 digits 0-9, nothing else"
+URL_REASON = (
+    "must be an http(s) URL such as https://example.com/hook: printable ASCII only (punycode for an "
+    "international domain, %-escapes for the rest), no spaces or line breaks"
+)
+SURROGATE_REASON = (
+    "must be text that can be sent: it holds a lone UTF-16 surrogate (half of a character, often of a cut emoji)"
+)
+LANGUAGE_LIST_REASON = (
+    'must be one language code such as "en": the API takes one (a list of one code is the same as the code)'
+)
+
+
+def _sendable(value: str) -> str:
+    """``value``, if it can be encoded to send: a lone surrogate cannot (httpx would raise while sending)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            sendable = False
+        else:
+            sendable = True
+        if not sendable:
+            raise ValueError(SURROGATE_REASON)
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_sendable)]
+StrList = list[Text]
+
+
+def _is_http_url(value: str) -> bool:
+    """An http(s) URL with a host (and a valid port, if any), in printable ASCII without spaces."""
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number in 0..65535)
+    except ValueError:  # an unclosed [IPv6 host], a bad port
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 class AgentSpec(BaseModel):
@@ -42,13 +95,15 @@ class AgentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: Annotated[StrictStr, Field(min_length=1, description="Name of the agent. Updated in place.")]
+    name: Annotated[
+        StrictStr, Field(min_length=1, description="Name of the agent. Updated in place."), AfterValidator(_sendable)
+    ]
     type: Literal["inbound", "outbound"] = Field("inbound", description="Call direction. Updated in place.")
-    language: StrictStr | StrList | None = Field(
-        None, description="Main language (ISO-639-1, e.g. 'en'); newer API versions return a list."
+    language: Text | StrList | None = Field(
+        None, description="Main language (ISO-639-1, e.g. 'en'); newer API versions return a list of one."
     )
-    accent: StrictStr | None = Field(None, description="Accent the agent speaks with.")
-    handoff_phone_number: StrictStr | None = Field(
+    accent: Text | None = Field(None, description="Accent the agent speaks with.")
+    handoff_phone_number: Text | None = Field(
         None, description="E.164 number of the human to hand calls off to, e.g. +14155550123."
     )
     interruptible: StrictBool = Field(True, description="Whether callers can interrupt the agent.")
@@ -57,16 +112,16 @@ class AgentSpec(BaseModel):
     )
     instructions: StrList | None = Field(None, description="Instructions for the agent.")
     data_collection_fields: StrList | None = Field(None, description="Fields to collect from calls.")
-    data_collection_webhook_url: StrictStr | None = Field(
-        None, description="http(s) URL that receives the collected data."
-    )
+    data_collection_webhook_url: Text | None = Field(None, description="http(s) URL that receives the collected data.")
     # The only immutable field: the API refuses to change it, so a change replaces the agent.
     model: Literal["oppie-vox", "oppie-vox-turbo", "oppie-vox-2", "oppie-vox-livekit"] = Field(
         "oppie-vox", description="Voice model. Changing it REPLACES the agent (new id, new phone number)."
     )
-    first_message: StrictStr | None = Field(None, description="First thing the agent says.")
-    voice_id: StrictStr | None = Field(None, description="Voice id.")
+    first_message: Text | None = Field(None, description="First thing the agent says.")
+    voice_id: Text | None = Field(None, description="Voice id.")
 
+    # Reasons never quote the value: any free-text field can hold a secret (a token in a webhook URL), the
+    # provider host sees secrets in plain text, and the engine prints reasons verbatim.
     @field_validator("name")
     @classmethod
     def _name_not_blank(cls, value: str) -> str:
@@ -74,18 +129,25 @@ class AgentSpec(BaseModel):
             raise ValueError("must not be empty")
         return value
 
+    @field_validator("language")
+    @classmethod
+    def _one_language(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > 1:
+            raise ValueError(LANGUAGE_LIST_REASON)
+        return value
+
     @field_validator("handoff_phone_number")
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
-        if value is not None and not E164.match(value):
-            raise ValueError(f"must be an E.164 number such as +14155550123, got {value!r}")
+        if value is not None and not E164.fullmatch(value):
+            raise ValueError(E164_REASON)
         return value
 
     @field_validator("data_collection_webhook_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not _HTTP_URL.match(value):
-            raise ValueError(f"must be an http(s) URL such as https://example.com/hook, got {value!r}")
+        if value is not None and not _is_http_url(value):
+            raise ValueError(URL_REASON)
         return value
 
 
@@ -97,22 +159,44 @@ COMPUTED_OUTPUTS = ("org_id", "phone_number", "provider_external_id", "created_a
 OUTPUT_FIELDS: tuple[str, ...] = INPUT_FIELDS + COMPUTED_OUTPUTS
 
 
-def validation_failures(props: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> list[tuple[str, str]]:
+def validation_failures(
+    props: Mapping[Any, Any], skip: frozenset[str] = frozenset(), *, new_agent: bool = False
+) -> list[tuple[str, str]]:
     """``(property, reason)`` for every invalid property of ``props``, by Python name.
 
-    Properties in ``skip`` (values still unknown during a preview) are not judged.
+    Properties in ``skip`` (values still unknown during a preview) are not judged. ``new_agent``: the spec
+    will be POSTed (not adopted, not an existing agent), so only the models POST /phone accepts will do.
+    Never raises, whatever ``props`` holds; no reason quotes a value that can hold a secret.
     """
+    failures: dict[str, str] = {}
     try:
         AgentSpec.model_validate(dict(props))
     except ValidationError as exc:
-        failures: dict[str, str] = {}
         for error in exc.errors():
-            prop = str(error["loc"][0]) if error["loc"] else "name"
+            prop = _shown(str(error["loc"][0])) if error["loc"] else "name"
             if prop in skip or prop in failures:
                 continue
             failures[prop] = _reason(error)
-        return list(failures.items())
-    return []
+    model = props.get("model")
+    if new_agent and "model" not in skip and "model" not in failures and model in NEWER_MODELS:
+        failures["model"] = (
+            f"{model} cannot be chosen for a new agent: POST /phone accepts {', '.join(MODELS)}. An agent that "
+            "already has it can be adopted (adopt_id) and managed"
+        )
+    return list(failures.items())
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "\u2026"
+
+
+def _quoted(value: Any) -> str:
+    """``value`` for a reason, only ever for the enum fields (type, model): capped, and only if a scalar."""
+    if isinstance(value, str):
+        return repr(_shown(value))
+    if value is None or isinstance(value, bool | int | float):
+        return _shown(repr(value))
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else type(value).__name__
 
 
 def _reason(error: Any) -> str:
@@ -122,10 +206,10 @@ def _reason(error: Any) -> str:
     if kind == "missing":
         return "is required"
     if kind == "literal_error":
-        return f"must be one of {error['ctx']['expected']}, got {error['input']!r}"
+        return f"must be one of {error['ctx']['expected']}, got {_quoted(error['input'])}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if len(error["loc"]) > 1:
-        message = f"item {error['loc'][1]}: {message}"
+        message = f"item {_shown(str(error['loc'][1]))}: {message}"
     return message
 
 

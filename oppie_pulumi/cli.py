@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from ._client import client_for
@@ -29,14 +30,63 @@ __all__ = ["build_parser", "main"]
 TOKEN_ENV = "OPPIE_API_TOKEN"
 BASE_URL_ENV = "OPPIE_BASE_URL"
 
+# What --token-env may be echoed as: an environment variable name in the usual style.
+_VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+
 EXIT_OK = 0
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
 
 
+NOT_SHOWN = "values are never shown: an argument may be a secret; the token is read from the environment only"
+
+
+class _QuietParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors never echo a value from the command line.
+
+    Someone will type ``--token <token>`` (or paste a token where an option was expected); argparse would
+    print it back, into terminal scrollback and CI logs. Options are named, values withheld. Abbreviations
+    are off (``allow_abbrev=False``), so ``--token`` can never be taken for ``--token-env``.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self.prog == "oppie-pulumi":
+            # The top-level parser reports what no parser took.
+            self.error(_unrecognized(extras))
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        # argparse quotes what it could not use ("invalid choice: '<value>'"): withhold it.
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix) and NOT_SHOWN not in message:
+            message = _unrecognized(message.removeprefix(prefix).split())
+        message = re.sub(r"invalid choice: .*? \(choose from", "invalid choice (choose from", message)
+        message = re.sub(r"invalid (\w+) value: .*", r"invalid \1 value", message)
+        if NOT_SHOWN not in message and "choice" in message:
+            message += f" ({NOT_SHOWN})"
+        super().error(message)
+
+
+def _unrecognized(extras: Sequence[str]) -> str:
+    """Name the options among ``extras`` (without any ``=value``) and only count the values."""
+    options = [extra.split("=", 1)[0] for extra in extras if extra.startswith("-")]
+    values = len(extras) - len(options)
+    parts = [" ".join(options)] if options else []
+    if values:
+        parts.append(f"{values} value{'s' if values > 1 else ''}")
+    return f"unrecognized arguments: {' and '.join(parts)} ({NOT_SHOWN})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``oppie-pulumi``."""
-    parser = argparse.ArgumentParser(
+    parser = _QuietParser(
         prog="oppie-pulumi",
         description="Tools for managing AI phone agents with Pulumi (the oppie-pulumi provider).",
     )
@@ -109,18 +159,28 @@ def _generate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except ConfigError as exc:
         return _fail(stderr, str(exc), EXIT_USAGE)
     if not settings.api_token:
+        if _VARIABLE_NAME.fullmatch(args.token_env):
+            return _fail(
+                stderr,
+                f"no API token: the environment variable {args.token_env} is not set. Set it "
+                f"(export {args.token_env}=...) or name another variable with --token-env; the token is not "
+                "accepted on the command line.",
+                EXIT_USAGE,
+            )
+        # Not shaped like a variable name: most likely the token itself, typed where its variable's name goes.
         return _fail(
             stderr,
-            f"no API token: the environment variable {args.token_env} is not set. Set it "
-            f"(export {args.token_env}=...) or name another variable with --token-env; the token is not "
-            "accepted on the command line.",
+            "no API token: --token-env takes the NAME of an environment variable (such as OPPIE_API_TOKEN), not "
+            f"a token, and nothing is set under the one given ({NOT_SHOWN}). Export the token "
+            f"(export {TOKEN_ENV}=...) and pass --token-env only to name another variable.",
             EXIT_USAGE,
         )
 
     target: Path | None = None
     if args.out != "-":
         target = Path(args.out)
-        if target.is_dir():
+        # "DIR/" names a folder even before it exists (Path drops the trailing separator).
+        if target.is_dir() or args.out.endswith(tuple(sep for sep in (os.sep, os.altsep, "/") if sep)):
             target = target / "__main__.py"
         if target.exists() and not args.force:
             return _fail(stderr, f"{target} exists; pass --force to overwrite it", EXIT_USAGE)

@@ -9,11 +9,22 @@ token and HTTP connections are resolved in ``configure`` and live in process-wid
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
 import pickle
+import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, ClassVar, TypedDict
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypedDict
+
+try:
+    import fcntl
+except ImportError:  # Windows: identical creates are then serialised within one process only
+    fcntl = None  # type: ignore[assignment]
 
 import pulumi
 from pulumi.dynamic import (
@@ -33,7 +44,11 @@ from pulumi.dynamic import (
 from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
-from ._client import PhoneApiClient, client_for
+if TYPE_CHECKING:
+    # Imported where the API is called (_client below): a program, a preview and a no-change up never call it,
+    # and httpx is a third of what importing oppie_pulumi costs each process a command starts
+    # (docs/performance.md).
+    from ._client import PhoneApiClient
 from ._config import Settings
 from ._exceptions import (
     AmbiguousCreate,
@@ -43,6 +58,7 @@ from ._exceptions import (
     OppieError,
     ServerError,
     TransportError,
+    WrongBaseUrl,
 )
 from ._models import (
     API_NAMES,
@@ -78,18 +94,37 @@ READ_SNAPSHOT_SECONDS = 2.0
 AMBIGUOUS = (TransportError, ServerError, MalformedResponse)
 # How far the API's clock may lag ours when we look for the agent an unanswered create made.
 CLOCK_SKEW = timedelta(seconds=5)
+# After a create that needed a retry, how long to let an earlier POST the API may still apply land before the
+# last look: the request timeout, within these bounds (the floor is for very short timeouts, where the time a
+# busy API takes to apply a request it holds is not much shorter than the time it takes to answer at all).
+SETTLE_SECONDS = (2.0, 10.0)
+# Identical creates on one machine wait at most this long for each other before failing, saying so.
+CREATE_LOCK_WAIT_SECONDS = 600.0
+# How long the ids that creates of this machine ended up holding are kept for the looks of later creates.
+HELD_IDS_SECONDS = 3600.0
+UPDATE_OF_DELETED_FIX = (
+    ". Fix: the agent was deleted outside Pulumi; run `pulumi refresh` (or `pulumi up --refresh`) to drop it "
+    "from the state, and the next `pulumi up` creates it again"
+)
 
 
-def _is_unknown(value: Any) -> bool:
-    """Whether ``value`` is, or contains, a value the engine does not know yet (both forms, at any depth)."""
+# Deeper than any input PhoneAgent takes (lists of strings): a value nested further is invalid anyway, and
+# validation reports it; looking further would only let a hostile input exhaust the stack.
+_UNKNOWN_DEPTH = 32
+
+
+def _is_unknown(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is, or contains, a value the engine does not know yet (both forms, nested lists/dicts)."""
     if isinstance(value, Unknown):
         return True
     if isinstance(value, str):
         return value == UNKNOWN
+    if depth >= _UNKNOWN_DEPTH:
+        return False
     if isinstance(value, list):
-        return any(_is_unknown(item) for item in value)
+        return any(_is_unknown(item, depth + 1) for item in value)
     if isinstance(value, dict):
-        return any(_is_unknown(item) for item in value.values())
+        return any(_is_unknown(item, depth + 1) for item in value.values())
     return False
 
 
@@ -132,6 +167,213 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+# -- identical creates, one at a time ---------------------------------------------------------------------------
+#
+# After an unanswered POST the provider lists the agents and takes the one its POST made: same spec, made since
+# it began, held by nobody it knows of. Two creates of one spec running at once could then take each other's
+# agent (two resources holding one agent: destroying one deletes the other's). So they do not run at once: per
+# spec, within this process (a lock) and across the processes of this machine (a file lock, shared with the ids
+# such creates ended up holding, so that a later look never takes an agent another stack already holds). Across
+# machines nothing is shared: an agent that appeared just before a create began is then never taken, only named.
+
+
+def _spec_key(base_url: str, spec: Mapping[str, Any]) -> str:
+    body = json.dumps([base_url, api_body(spec)], sort_keys=True, ensure_ascii=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+_SPEC_LOCKS: dict[str, tuple[threading.Lock, list[int]]] = {}
+_SPEC_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def _spec_lock(key: str) -> Iterator[None]:
+    """This process's lock for one spec, kept only while some create uses it."""
+    with _SPEC_LOCKS_GUARD:
+        lock, users = _SPEC_LOCKS.setdefault(key, (threading.Lock(), [0]))
+        users[0] += 1
+    try:
+        with lock:
+            yield
+    finally:
+        with _SPEC_LOCKS_GUARD:
+            users[0] -= 1
+            if not users[0]:
+                del _SPEC_LOCKS[key]
+
+
+class _HeldElsewhere:
+    """The ids that creates of this machine ended up holding, in the lock file of their spec's bucket."""
+
+    def __init__(self, handle: IO[str], guard: threading.Condition) -> None:
+        self._handle = handle
+        self._guard = guard  # the threads of this process share the file
+
+    def ids(self) -> set[str]:
+        with self._guard:
+            return self._read()
+
+    def _read(self) -> set[str]:
+        self._handle.seek(0)
+        recent = time.time() - HELD_IDS_SECONDS
+        held = set()
+        for line in self._handle.read().splitlines():
+            stamp, _, agent_id = line.partition(" ")
+            try:
+                if float(stamp) >= recent and agent_id:
+                    held.add(agent_id)
+            except ValueError:
+                continue  # a line cut short by a crash: nothing to learn from it
+        return held
+
+    def record(self, agent_id: str) -> None:
+        if not agent_id.isprintable() or " " in agent_id:
+            return  # not an id that can be written one per line; the in-process record still holds it
+        with self._guard:
+            if self._handle.seek(0, os.SEEK_END) > 64 * 1024:
+                keep = [f"{time.time():.0f} {held}" for held in self._read()]
+                self._handle.seek(0)
+                self._handle.truncate()
+                self._handle.write("".join(line + "\n" for line in keep))
+            self._handle.write(f"{time.time():.0f} {agent_id}\n")
+            self._handle.flush()
+
+
+def _coordination_dir() -> Path | None:
+    """A folder only this user can write, shared by this user's processes; None where there is none."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = Path(tempfile.gettempdir()) / f"oppie-pulumi-{uid if uid is not None else 'user'}" / "creates"
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.parent.stat()
+    except OSError:
+        return None
+    # A folder someone else made (or can write) could feed us ids to ignore: then do without it.
+    if uid is not None and (info.st_uid != uid or info.st_mode & 0o022):
+        return None
+    return folder
+
+
+class _Bucket:
+    """One of 256 lock files: held by this process while any of its threads creates an agent of a spec in it.
+
+    Threads of one process share the hold (identical specs among them are already serialised by _spec_lock), so
+    unrelated specs that share a bucket never wait for each other within a process; across processes they may.
+    """
+
+    def __init__(self) -> None:
+        self.state = threading.Condition()
+        self.users = 0
+        self.acquiring = False
+        self.handle: IO[str] | None = None
+
+
+_BUCKETS: dict[str, _Bucket] = {}
+_BUCKETS_GUARD = threading.Lock()
+
+
+def _lock_file(path: Path, label: str) -> IO[str] | None:
+    """``path`` open and flock-ed (waiting for other processes), or None if it cannot be opened."""
+    try:
+        handle = open(path, "a+", encoding="utf-8")  # noqa: SIM115 (closed by _machine_lock)
+    except OSError:
+        return None
+    deadline = time.monotonic() + CREATE_LOCK_WAIT_SECONDS
+    pause = 0.005
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return handle
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                handle.close()
+                raise OppieError(
+                    f"create phone agent {label} failed: another process on this machine has been creating an "
+                    f"identical agent for {CREATE_LOCK_WAIT_SECONDS:.0f} s (it holds {path}). If no `pulumi` "
+                    "command is running, delete that file and run `pulumi up` again."
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
+
+@contextlib.contextmanager
+def _machine_lock(key: str, label: str) -> Iterator[_HeldElsewhere | None]:
+    """This machine's lock of the bucket of one spec, with the ids its creates ended up holding."""
+    folder = _coordination_dir() if fcntl is not None else None
+    if folder is None:
+        yield None
+        return
+    with _BUCKETS_GUARD:
+        bucket = _BUCKETS.setdefault(key[:2], _Bucket())
+    with bucket.state:
+        bucket.users += 1
+        while bucket.acquiring:
+            bucket.state.wait()
+        first = bucket.handle is None
+        bucket.acquiring = first
+    try:
+        if first:
+            handle = _lock_file(folder / f"{key[:2]}.lock", label)
+            with bucket.state:
+                bucket.handle, bucket.acquiring = handle, False
+                bucket.state.notify_all()
+        yield None if bucket.handle is None else _HeldElsewhere(bucket.handle, bucket.state)
+    finally:
+        with bucket.state:
+            if first:
+                bucket.acquiring = False  # also when taking the lock failed: the next thread tries
+            bucket.users -= 1
+            if not bucket.users and bucket.handle is not None:
+                fcntl.flock(bucket.handle, fcntl.LOCK_UN)
+                bucket.handle.close()
+                bucket.handle = None
+            bucket.state.notify_all()
+
+
+@contextlib.contextmanager
+def _identical_creates_one_at_a_time(base_url: str, spec: Mapping[str, Any]) -> Iterator[_HeldElsewhere | None]:
+    key = _spec_key(base_url, spec)
+    with _spec_lock(key), _machine_lock(key, _label(spec)) as held_elsewhere:
+        yield held_elsewhere
+
+
+def _may_land_later(failure: OppieError) -> bool:
+    """Whether the request may still be on its way to being applied: no answer at all (a timeout, a dropped
+    connection), or a gateway's 502/504 while the API behind it may still be working on it. An answer from the
+    API itself (a 5xx it sent, a 2xx whose body was cut) means it is done with the request."""
+    if isinstance(failure, TransportError):
+        return failure.may_have_reached_api
+    return isinstance(failure, ServerError) and failure.status_code in (502, 504)
+
+
+def _created_at(agent: Mapping[str, Any]) -> tuple[datetime, timedelta] | None:
+    """When the API says it made ``agent``, and the resolution of that stamp (it is cut, not rounded)."""
+    value = agent.get("created_at")
+    created = _parse_time(value)
+    if created is None or not isinstance(value, str):
+        return None
+    digits = len(value.partition(".")[2].rstrip("Zz").split("+")[0].split("-")[0]) if "." in value else 0
+    return created, timedelta(seconds=10.0 ** -min(digits, 6))
+
+
+def _matching(
+    agents: list[dict[str, Any]], spec: Mapping[str, Any], started: datetime, held: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Agents of ``spec`` that nobody known holds: those made since ``started`` (``ours``, as far as this machine
+    can tell), and those made in the few seconds before it (``earlier``: most likely someone else's)."""
+    ours, earlier = [], []
+    for agent in agents:
+        stamp = _created_at(agent)
+        if agent["id"] in held or stamp is None or _changed(outputs_from_agent(agent), spec):
+            continue
+        created, resolution = stamp
+        if created + resolution > started:
+            ours.append(agent)
+        elif created >= started - CLOCK_SKEW:
+            earlier.append(agent)
+    return ours, earlier
 
 
 class _Run:
@@ -210,6 +452,8 @@ class PhoneAgentProvider(ResourceProvider):
     def _client(self) -> PhoneApiClient:
         if self._settings is None:
             self._settings = Settings.resolve(lambda _key: None)
+        from ._client import client_for
+
         return client_for(self._settings)
 
     _claimed: ClassVar[set[str]] = set()
@@ -224,10 +468,11 @@ class PhoneAgentProvider(ResourceProvider):
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate the declared agent, fill in the API's defaults; unknown values pass untouched."""
         # Engine keys (``__provider``) and the computed outputs PhoneAgent declares as None are not inputs.
+        # A key that is not a string is kept, so that validation reports it instead of check raising.
         inputs = {
             key: value
             for key, value in news.items()
-            if not key.startswith("__") and not (key in COMPUTED_OUTPUTS and value is None)
+            if not (isinstance(key, str) and key.startswith("__")) and not (key in COMPUTED_OUTPUTS and value is None)
         }
         for key, default in defaults().items():
             if inputs.get(key) is None:
@@ -239,7 +484,12 @@ class PhoneAgentProvider(ResourceProvider):
             # replacement (a model change) creates a new agent instead of re-adopting the old one.
             adopt_id = None
         unknown = frozenset(key for key, value in inputs.items() if _is_unknown(value))
-        failures = [CheckFailure(prop, reason) for prop, reason in validation_failures(inputs, unknown)]
+        # Only an agent that will be POSTed must use a model POST /phone accepts; an adopted or existing one may
+        # carry a newer model (oppie-vox-livekit) that the API reports but refuses on create.
+        new_agent = not olds and adopt_id is None
+        failures = [
+            CheckFailure(prop, reason) for prop, reason in validation_failures(inputs, unknown, new_agent=new_agent)
+        ]
         if adopt_id is not None:
             if not (_is_unknown(adopt_id) or (isinstance(adopt_id, str) and adopt_id.strip())):
                 failures.append(CheckFailure(ADOPT_ID, "must be the id of an existing agent (a non-empty string)"))
@@ -281,56 +531,113 @@ class PhoneAgentProvider(ResourceProvider):
 
     def _post(self, client: PhoneApiClient, spec: dict[str, Any]) -> dict[str, Any]:
         label = _label(spec)
-        # Every look covers the time since the FIRST attempt: an earlier POST the API applied late is
-        # found too, and then two candidates fail loudly instead of one being orphaned.
-        started = datetime.now(timezone.utc)
-        attempt = 0
-        while True:
-            try:
-                return client.create(api_body(spec), label=label)
-            except AMBIGUOUS as exc:
-                if isinstance(exc, TransportError) and not exc.may_have_reached_api:
-                    raise  # refused before sending: the client already retried what it could
+        settings = client.settings
+        with _identical_creates_one_at_a_time(settings.base_url, spec) as held_elsewhere:
+            # Every look covers the time since the FIRST attempt (taken once no identical create runs): an
+            # earlier POST the API applied late is found too.
+            started = datetime.now(timezone.utc)
+            attempt = 0
+            unanswered_at = 0.0  # when the last POST that found nothing, and may yet land, failed
+            while True:
+                try:
+                    agent = client.create(api_body(spec), label=label)
+                    break
+                except AMBIGUOUS as exc:
+                    failure: OppieError = exc
+                if isinstance(failure, TransportError) and not failure.may_have_reached_api:
+                    raise failure  # never sent: the client already retried what it could
                 # The API may have created the agent without telling us: look before retrying, so a
                 # create never leaves an agent the state does not know, nor makes two.
                 try:
-                    found = self._find_created(client, spec, started)
+                    ours, earlier = self._find_created(client, spec, started, held_elsewhere)
+                except WrongBaseUrl:
+                    raise  # not the API: nothing was created there
                 except OppieError as look:
                     raise AmbiguousCreate(
-                        f"create phone agent {label}: the API did not answer ({exc}), and listing the agents "
+                        f"create phone agent {label}: the API did not answer ({failure}), and listing the agents "
                         f"to see whether it created one failed too ({look}). An agent named {label} may exist "
                         "or appear shortly: look for it in the dashboard and either delete it or adopt it by "
                         "setting adopt_id to its id, then run `pulumi up` again.",
                         candidate_ids=[],
-                    ) from exc
-                if len(found) == 1:
-                    return found[0]
-                if found:
-                    ids = ", ".join(agent["id"] for agent in found)
+                    ) from failure
+                if len(ours) == 1:
+                    agent = ours[0]
+                    break
+                if ours:
+                    ids = ", ".join(agent["id"] for agent in ours)
                     raise AmbiguousCreate(
-                        f"create phone agent {label}: the API did not answer ({exc}), and {len(found)} "
+                        f"create phone agent {label}: the API did not answer ({failure}), and {len(ours)} "
                         f"agents matching this spec appeared since the request began: {ids}. Delete all "
                         "but one in the dashboard, then run `pulumi up` again with adopt_id set to the one "
                         "kept.",
-                        candidate_ids=[agent["id"] for agent in found],
-                    ) from exc
+                        candidate_ids=[agent["id"] for agent in ours],
+                    ) from failure
+                if earlier:
+                    # Made before this create began: another deployment's, creating the same agent at the same
+                    # time elsewhere (or ours, if the API's clock runs behind). Never taken without a person.
+                    ago = (
+                        started - min(_parse_time(agent["created_at"]) or started for agent in earlier)
+                    ).total_seconds()
+                    ids = ", ".join(agent["id"] for agent in earlier)
+                    raise AmbiguousCreate(
+                        f"create phone agent {label}: the API did not answer ({failure}), and the only agent(s) "
+                        f"matching this spec ({ids}) appeared {ago:.1f} s before this create began: most likely "
+                        "another deployment's, creating the same agent at the same time, so none was taken. If "
+                        f"nothing else creates an agent named {label}, it is this create's own (the API's clock "
+                        f"runs behind): adopt it with adopt_id={earlier[0]['id']!r}; otherwise run `pulumi up` "
+                        "again.",
+                        candidate_ids=[agent["id"] for agent in earlier],
+                    ) from failure
                 # None: the API did not act, so one more POST cannot make a second agent.
-                if attempt >= client.settings.max_retries:
-                    raise
+                if attempt >= settings.max_retries:
+                    raise failure
+                if _may_land_later(failure):
+                    unanswered_at = time.monotonic()
                 client.pause(attempt)
                 attempt += 1
+            if unanswered_at:
+                # A POST that failed unanswered may still land after the one that worked: once it had the time
+                # a request may take, look again and remove such a second agent (ours: made since we began).
+                low, high = SETTLE_SECONDS
+                client.wait(unanswered_at + min(max(settings.timeout_seconds, low), high) - time.monotonic())
+                try:
+                    extras, _ = self._find_created(client, spec, started, held_elsewhere, keep=agent["id"])
+                except OppieError:
+                    extras = []  # the look is a precaution: the agent we hold is sound either way
+                for extra in extras:
+                    try:
+                        client.delete(extra["id"], label=_label(spec, extra["id"]) + " (made twice by a late POST)")
+                    except NotFound:
+                        pass  # already gone
+                    except OppieError as exc:
+                        raise AmbiguousCreate(
+                            f"create phone agent {label}: after a retry the API made it twice ({agent['id']} and, "
+                            f"late, {extra['id']}), and removing the second failed ({exc}). Delete one of them in "
+                            f"the dashboard, then run `pulumi up` again with adopt_id set to the other.",
+                            candidate_ids=[agent["id"], extra["id"]],
+                        ) from None
+            self._claim(agent["id"])
+            if held_elsewhere is not None:
+                held_elsewhere.record(agent["id"])
+            return agent
 
-    def _find_created(self, client: PhoneApiClient, spec: Mapping[str, Any], started: datetime) -> list[dict[str, Any]]:
+    def _find_created(
+        self,
+        client: PhoneApiClient,
+        spec: Mapping[str, Any],
+        started: datetime,
+        held_elsewhere: _HeldElsewhere | None = None,
+        keep: str | None = None,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """``(ours, earlier)``: agents of ``spec`` nobody known holds, made since ``started`` / just before it."""
         with self._claimed_lock:
-            claimed = set(self._claimed)
-        found = []
-        for agent in client.list(operation=f"look for the agent a create of {_label(spec)} may have made"):
-            created = _parse_time(agent.get("created_at"))
-            if agent["id"] in claimed or created is None or created < started - CLOCK_SKEW:
-                continue
-            if not _changed(outputs_from_agent(agent), spec):
-                found.append(agent)
-        return found
+            held = set(self._claimed)
+        if held_elsewhere is not None:
+            held |= held_elsewhere.ids()
+        if keep is not None:
+            held.add(keep)
+        agents = client.list(operation=f"look for the agent a create of {_label(spec)} may have made")
+        return _matching(agents, spec, started, held)
 
     def _adopt(self, client: PhoneApiClient, adopt_id: str, spec: dict[str, Any]) -> dict[str, Any]:
         """The outputs of live agent ``adopt_id`` after bringing it to ``spec``."""
@@ -368,15 +675,23 @@ class PhoneAgentProvider(ResourceProvider):
         if not fields:
             return {name: olds.get(name) for name in OUTPUT_FIELDS}
         body = {API_NAMES[name]: api_value(name, news.get(name)) for name in fields}
+        failure: OppieError | None = None
         try:
             agent = client.update(agent_id, body, label=label)
-        except AMBIGUOUS:
+        except AMBIGUOUS as exc:
+            failure = exc
+        if failure is not None:
+            if isinstance(failure, TransportError) and not failure.may_have_reached_api:
+                raise failure  # never sent: nothing changed, and nothing to look for
             # Retries ran out without an answer, but the PATCH may have landed: if the live agent
             # already has every value we sent, the update did happen.
-            agent = client.find(agent_id, operation=f"check whether the update of phone agent {label} landed")
+            try:
+                agent = client.find(agent_id, operation=f"check whether the update of phone agent {label} landed")
+            except OppieError as look:
+                raise failure.amended(f"; checking whether it landed anyway failed too ({look})") from None
             live = outputs_from_agent(agent) if agent else {}
             if agent is None or any(normalized(f, live[f]) != normalized(f, news.get(f)) for f in fields):
-                raise
+                raise failure
         if agent is None:
             # Older API versions answer PATCH with an empty body: read the agent back.
             agent = client.find(agent_id, operation=f"read back phone agent {label} after its update")
@@ -427,8 +742,13 @@ class PhoneAgentProvider(ResourceProvider):
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """PATCH /phone/{id} with only the changed fields; returns the full outputs."""
         _Run.saw_held(id_)
-        outputs = self._patch(self._client(), id_, olds, _spec(news), _label(news, id_))
-        return UpdateResult(self._with_adopt_id(outputs, news))
+        try:
+            outputs = self._patch(self._client(), id_, olds, _spec(news), _label(news, id_))
+        except NotFound as exc:
+            gone = exc
+        else:
+            return UpdateResult(self._with_adopt_id(outputs, news))
+        raise gone.amended(UPDATE_OF_DELETED_FIX)
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """DELETE /phone/{id}; an agent already gone is success."""
@@ -437,14 +757,24 @@ class PhoneAgentProvider(ResourceProvider):
             # A create of this run adopted this agent for the resource that replaces this one (see _Run).
             return
         client = self._client()
+        label = _label(props, id_)
         try:
-            client.delete(id_, label=_label(props, id_))
+            client.delete(id_, label=label)
         except NotFound:
-            pass  # 404 on delete: already gone, which is what delete wants.
-        except AMBIGUOUS:
-            # No answer, but the DELETE may have landed: gone from the list means deleted.
-            if client.find(id_, operation=f"check whether the delete of phone agent {_label(props, id_)} landed"):
-                raise
+            return  # 404 on delete: already gone, which is what delete wants.
+        except AMBIGUOUS as exc:
+            failure: OppieError = exc
+        else:
+            return
+        if isinstance(failure, TransportError) and not failure.may_have_reached_api:
+            raise failure  # never sent (its message says so): the agent is still there
+        # No answer, but the DELETE may have landed: gone from the list means deleted.
+        try:
+            still_there = client.find(id_, operation=f"check whether the delete of phone agent {label} landed")
+        except OppieError as look:
+            raise failure.amended(f"; checking whether it landed anyway failed too ({look})") from None
+        if still_there:
+            raise failure
 
 
 _PROVIDER = PhoneAgentProvider()

@@ -78,9 +78,12 @@ def test_unknown_values_during_preview_pass_through_untouched() -> None:
     assert result.inputs["action_ids"] == ["a", UNKNOWN]
 
 
-def test_language_may_be_a_code_or_a_list_of_codes() -> None:
+def test_language_may_be_a_code_or_a_list_of_one_code() -> None:
+    """Newer API versions answer ["en"] for "en"; the create body takes one code, so ["en", "fr"] cannot be sent
+    (this test used to pass ["en", "fr"], which the API then refused: issue 11, item 3)."""
     assert failures({"name": "A", "language": "en"}) == {}
-    assert failures({"name": "A", "language": ["en", "fr"]}) == {}
+    assert failures({"name": "A", "language": ["en"]}) == {}
+    assert list(failures({"name": "A", "language": ["en", "fr"]})) == ["language"]
 
 
 def test_engine_keys_are_not_judged_as_properties() -> None:
@@ -102,3 +105,132 @@ def test_computed_outputs_declared_as_none_are_not_inputs() -> None:
 
 def test_a_computed_output_given_a_value_is_rejected_by_name() -> None:
     assert list(failures({"name": "A", "phone_number": "+15550000000"})) == ["phone_number"]
+
+
+# -- what check passes, the API accepts (issue 11, item 3) ----------------------------------------------------
+
+SURROGATE = "\ud800"
+
+
+@pytest.mark.parametrize(
+    ("prop", "value"),
+    [
+        pytest.param("language", ["en", "fr"], id="two language codes: the create body takes one"),
+        pytest.param("handoff_phone_number", "+14155550123\n", id="phone with a trailing newline"),
+        pytest.param("handoff_phone_number", "14155550123", id="phone without the plus"),
+        pytest.param("handoff_phone_number", "+1\u0664\u0661\u0665\u0665\u0665", id="phone with Arabic-Indic digits"),
+        pytest.param("data_collection_webhook_url", "https://example.com/hook\n", id="url with a trailing newline"),
+        pytest.param("data_collection_webhook_url", "http://[abc", id="url with a broken IPv6 host"),
+        pytest.param("data_collection_webhook_url", "https://example\uff0ecom/hook", id="url with full-width dot"),
+        pytest.param("data_collection_webhook_url", "https://exa\uff0fmple.com", id="url with full-width solidus"),
+        pytest.param("data_collection_webhook_url", "https://example.com:99999/x", id="url with a port too large"),
+        pytest.param("data_collection_webhook_url", "http://:80/x", id="url without a host"),
+        pytest.param("name", "Support" + SURROGATE, id="lone surrogate in name"),
+        pytest.param("accent", SURROGATE, id="lone surrogate in accent"),
+        pytest.param("language", "e" + SURROGATE, id="lone surrogate in language"),
+        pytest.param("first_message", "hi \udc80", id="lone surrogate in first_message"),
+        pytest.param("voice_id", SURROGATE, id="lone surrogate in voice_id"),
+        pytest.param("instructions", ["ok", "\udfff"], id="lone surrogate in an instruction"),
+        pytest.param("action_ids", [SURROGATE], id="lone surrogate in an action id"),
+        pytest.param("data_collection_fields", ["a" + SURROGATE], id="lone surrogate in a data field"),
+    ],
+)
+def test_values_the_api_refuses_fail_check_naming_the_property(prop: str, value: Any) -> None:
+    assert list(failures({"name": "Support", prop: value} if prop != "name" else {"name": value})) == [prop]
+
+
+@pytest.mark.parametrize(
+    ("prop", "value"),
+    [
+        ("language", ["en"]),
+        ("language", []),
+        ("handoff_phone_number", "+14155550123"),
+        ("data_collection_webhook_url", "https://hooks.example.com/x?sig=abc#frag"),
+        ("data_collection_webhook_url", "HTTP://EXAMPLE.COM:8080"),
+        ("data_collection_webhook_url", "http://[::1]:8080/hook"),
+        ("name", "Caf\u00e9 \U0001f680"),
+    ],
+)
+def test_values_the_api_accepts_pass_check(prop: str, value: Any) -> None:
+    assert failures({"name": "Support", prop: value} if prop != "name" else {"name": value}) == {}
+
+
+def test_livekit_model_fails_check_for_a_new_agent_and_passes_for_adoption_or_an_existing_one() -> None:
+    """POST /phone refuses oppie-vox-livekit: only an agent that already has it can be adopted and managed."""
+    assert list(failures({"name": "A", "model": "oppie-vox-livekit"})) == ["model"]
+    assert failures({"name": "A", "model": "oppie-vox-livekit", "adopt_id": "agt_1"}) == {}
+    olds = {"name": "A", "model": "oppie-vox-livekit"}
+    assert provider.check(olds, {"name": "B", "model": "oppie-vox-livekit"}).failures == []
+
+
+def test_validation_tells_a_new_livekit_agent_from_an_adopted_one() -> None:
+    from oppie_pulumi._models import validation_failures
+
+    assert [prop for prop, _ in validation_failures({"name": "A", "model": "oppie-vox-livekit"}, new_agent=True)] == [
+        "model"
+    ]
+    assert validation_failures({"name": "A", "model": "oppie-vox-livekit"}) == []
+
+
+def deep_list(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("prop", ["name", "type", "model", "language", "action_ids", "accent"])
+def test_validation_of_a_1000_deep_value_reports_it_and_does_not_raise(prop: str) -> None:
+    from oppie_pulumi._models import validation_failures
+
+    assert [name for name, _ in validation_failures({"name": "A", prop: deep_list(1000)})] == [prop]
+
+
+@pytest.mark.parametrize("news", [{"name": "A", 1: "x"}, {"name": "A", "accent": deep_list(1000)}], ids=["key", "deep"])
+def test_check_reports_non_string_keys_and_deep_nesting_instead_of_raising(news: dict[Any, Any]) -> None:
+    assert provider.check({}, news).failures
+
+
+# -- check failures never quote a value that can hold a secret (sibling issue) ------------------------------
+
+SECRET = "s3cr3t-Value-9f8e"
+
+
+@pytest.mark.parametrize(
+    ("prop", "value"),
+    [
+        ("data_collection_webhook_url", f"ftp://hooks.example.com/x?token={SECRET}"),
+        ("data_collection_webhook_url", f"hooks.example.com/{SECRET}"),
+        ("handoff_phone_number", f"+1 {SECRET}"),
+        ("name", ["Support", SECRET]),
+        ("instructions", [SECRET, 3]),
+        ("first_message", {"text": SECRET}),
+        ("accent", [SECRET]),
+        ("language", [SECRET, SECRET]),
+        ("voice_id", 7),
+        (f"unknown_{SECRET}"[:5], SECRET),
+    ],
+)
+def test_no_failure_reason_quotes_a_value_that_can_hold_a_secret(prop: str, value: Any) -> None:
+    found = failures({"name": "Support", prop: value} if prop != "name" else {"name": value})
+    assert list(found) == [prop]
+    assert SECRET not in found[prop]
+
+
+def test_a_url_failure_says_what_is_wrong_with_an_example() -> None:
+    reason = failures({"name": "A", "data_collection_webhook_url": f"ftp://x/?token={SECRET}"})[
+        "data_collection_webhook_url"
+    ]
+    assert "must be an http(s) URL such as https://example.com/hook" in reason
+
+
+@pytest.mark.parametrize("prop", ["type", "model"])
+def test_a_quoted_enum_value_is_capped_at_60_characters(prop: str) -> None:
+    reason = failures({"name": "A", prop: "x" * 1_000_000})[prop]
+    assert "x" * 60 + "\u2026" in reason and "x" * 61 not in reason
+    assert len(reason) < 300
+
+
+def test_a_huge_unknown_property_name_is_capped_in_the_failure() -> None:
+    found = provider.check({}, {"name": "A", "k" * 100_000: 1}).failures
+    assert len(found) == 1 and len(found[0].property) < 100 and len(found[0].reason) < 400

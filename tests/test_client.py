@@ -11,32 +11,60 @@ from oppie_pulumi import ConfigError, Settings
 from oppie_pulumi._client import RateLimiter, _retry_after
 
 
+class FakeTime:
+    """A clock that only moves when the limiter sleeps (or a test says so): waits are exact, not measured."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_rate_limiter_window_is_the_apis_60_seconds() -> None:
+    """Regression: the limiter tests set the window on the object, so a 1 s window passed the whole suite."""
+    time_ = FakeTime()
+    limiter = RateLimiter(2, clock=time_.clock, sleep=time_.sleep)
+    for _ in range(2):
+        limiter.settle(limiter.acquire())
+    assert time_.slept == []
+    third = limiter.acquire()
+    assert time_.slept == [60.0] and third.waited == 60.0
+
+
 def test_rate_limiter_sends_the_first_window_at_once_then_waits_for_the_oldest_answer() -> None:
-    limiter = RateLimiter(3)
-    limiter.WINDOW_SECONDS = 0.3
+    time_ = FakeTime()
+    limiter = RateLimiter(3, clock=time_.clock, sleep=time_.sleep)
     slots = [limiter.acquire() for _ in range(3)]
-    assert all(slot.waited < 0.2 for slot in slots)  # a full window would be 0.3 s
+    assert [slot.waited for slot in slots] == [0.0, 0.0, 0.0]
+    time_.now += 5.0  # the answers come back 5 s later
     for slot in slots:
         limiter.settle(slot)
     fourth = limiter.acquire()
-    assert 0.27 <= fourth.waited < 1.0
+    assert fourth.waited == 60.0 and time_.slept == [60.0]
 
 
 def test_rate_limiter_counts_a_request_from_its_answer_not_its_start() -> None:
-    limiter = RateLimiter(1)
-    limiter.WINDOW_SECONDS = 0.3
+    time_ = FakeTime()
+    limiter = RateLimiter(1, clock=time_.clock, sleep=time_.sleep)
     first = limiter.acquire()
-    time.sleep(0.2)  # the answer takes 0.2 s: the API may have counted it late
+    time_.now += 20.0  # the answer takes 20 s: the API may have counted it late
     limiter.settle(first)
-    # counted from its start, the place would free 0.1 s from now; from its answer, 0.3 s
-    assert 0.27 <= limiter.acquire().waited < 1.0
+    # counted from its start, the place would free 40 s from now; from its answer, 60 s
+    assert limiter.acquire().waited == 60.0
 
 
 def test_a_request_refused_with_429_gives_its_place_back() -> None:
-    limiter = RateLimiter(1)
-    limiter.WINDOW_SECONDS = 10.0
+    time_ = FakeTime()
+    limiter = RateLimiter(1, clock=time_.clock, sleep=time_.sleep)
     limiter.release(limiter.acquire())
-    assert limiter.acquire().waited < 1.0  # without the release: 10 s
+    assert limiter.acquire().waited == 0.0  # without the release: 60 s
+    assert time_.slept == []
 
 
 def test_rate_limiter_zero_is_off() -> None:
@@ -94,6 +122,10 @@ def test_settings_prefer_stack_config_then_environment_then_defaults() -> None:
         ("oppie:baseUrl", "api.open.cx", "must be an http(s) URL"),
         ("oppie:timeoutSeconds", "soon", "oppie:timeoutSeconds / OPPIE_TIMEOUT_SECONDS must be a number"),
         ("oppie:maxRetries", "-1", "must be at least 0"),
+        ("oppie:timeoutSeconds", "nan", "oppie:timeoutSeconds / OPPIE_TIMEOUT_SECONDS must be a number"),
+        ("oppie:baseUrl", "http://[abc", "must be an http(s) URL"),
+        ("oppie:baseUrl", "http://api.example.com:http", "must be an http(s) URL"),
+        ("oppie:baseUrl", "http://api.exa mple.com", "must be an http(s) URL"),
     ],
 )
 def test_bad_settings_name_the_key(key: str, value: str, message: str) -> None:
@@ -103,3 +135,12 @@ def test_bad_settings_name_the_key(key: str, value: str, message: str) -> None:
 
 def test_token_is_not_in_settings_repr() -> None:
     assert "s3cret" not in repr(Settings(api_token="s3cret"))
+
+
+def test_a_bad_setting_is_quoted_capped_and_a_base_url_without_its_credentials() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.resolve({"oppie:baseUrl": "ftp://user:s3cr3t-pw@example.com/x?token=s3cr3t-tok"}.get, {})
+    assert "s3cr3t" not in str(caught.value) and "'ftp://example.com/x'" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        Settings.resolve({"oppie:timeoutSeconds": "9" * 10_000 + "x"}.get, {})
+    assert len(str(caught.value)) < 200

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import Engine, ProviderHost, StateEntry
+from oppie_pulumi.testing import Engine, HostError, ProviderHost, StateEntry
 
 from .support import TOKEN, HostFactory, StateFactory, agents_program
 
@@ -98,20 +98,40 @@ def test_update_of_an_agent_deleted_elsewhere_is_not_found_naming_it(
     message = summary.failed["support"]
     assert f"update phone agent 'Support' ({agent_id}) failed: PATCH /phone/{agent_id} answered 404" in message
     assert agent_id in message
+    assert "deleted outside Pulumi" in message and "pulumi refresh" in message
 
 
 @pytest.mark.parametrize(
-    ("faults", "config"),
+    ("faults", "config", "requests"),
     [
-        pytest.param({"rate_limit_next": 2, "retry_after_s": 0.2}, {}, id="429 twice: waits Retry-After"),
-        pytest.param({"fail_next": 2}, {}, id="503 twice: looks, then retries"),
-        pytest.param({"delay_after_apply_ms": 1500}, {"timeoutSeconds": "0.5"}, id="answer after the timeout"),
-        pytest.param({"drop_after_apply": 1}, {}, id="connection dropped after apply"),
-        pytest.param({"malformed_json_next": 1}, {}, id="truncated JSON"),
+        # With enforce_retry_after the sandbox answers 429 again to a retry that comes before Retry-After has
+        # passed: a client that ignored it (its first backoff is at most 0.25 s) would meet a third 429.
+        pytest.param(
+            {"rate_limit_next": 2, "retry_after_s": 0.5, "enforce_retry_after": True},
+            {},
+            {"POST /phone": 3},
+            id="429 twice: waits Retry-After",
+        ),
+        # Two unapplied 503s, for the next two requests: the POST, then the look's list (retried: a GET is
+        # idempotent), which finds nothing; then one more POST. A 503 the API sent itself means it is done
+        # with the request, so there is no last look for a POST landing late. Without the look: two POSTs only.
+        pytest.param({"fail_next": 2}, {}, {"POST /phone": 2, "GET /phone": 2}, id="503 twice: looks, then retries"),
+        pytest.param(
+            {"fail_after_apply_next": 1}, {}, {"POST /phone": 1, "GET /phone": 1}, id="503 after apply: looks, adopts"
+        ),
+        pytest.param({"delay_after_apply_ms": 1500}, {"timeoutSeconds": "0.5"}, None, id="answer after the timeout"),
+        pytest.param(
+            {"drop_after_apply": 1}, {}, {"POST /phone": 1, "GET /phone": 1}, id="connection dropped after apply"
+        ),
+        pytest.param({"malformed_json_next": 1}, {}, {"POST /phone": 2, "GET /phone": 1}, id="truncated JSON"),
     ],
 )
 def test_create_under_a_fault_makes_exactly_one_agent_and_records_it(
-    sandbox: SandboxServer, engine_for: StateFactory, faults: dict[str, Any], config: dict[str, str]
+    sandbox: SandboxServer,
+    engine_for: StateFactory,
+    faults: dict[str, Any],
+    config: dict[str, str],
+    requests: dict[str, int] | None,
 ) -> None:
     sandbox.set_faults(**faults)
     state: dict[str, StateEntry] = {}
@@ -119,8 +139,11 @@ def test_create_under_a_fault_makes_exactly_one_agent_and_records_it(
         assert up_one(engine) is None
     assert len(sandbox.agents()) == 1
     assert_state_matches_server(state, sandbox)
+    if requests is not None:
+        assert sandbox.stats()["by_route"] == requests
     if "rate_limit_next" in faults:
         assert sandbox.stats()["by_status"] == {"429": 2, "201": 1}
+        assert sandbox.faults_fired() == {}  # no retry came early
 
 
 def test_server_errors_on_refresh_are_retried(sandbox: SandboxServer, engine_for: StateFactory) -> None:
@@ -148,7 +171,8 @@ def test_malformed_json_on_read_is_a_clear_error(sandbox: SandboxServer, engine_
     state: dict[str, StateEntry] = {}
     with engine_for(state) as engine:
         assert up_one(engine) is None
-        sandbox.set_faults(malformed_json_next=1)
+        # More unreadable answers than the retries (maxRetries 3): a read retries them like a 5xx.
+        sandbox.set_faults(malformed_json_next=4)
         message = engine.refresh().failed["support"]
     assert "failed: GET /phone answered 200 with a body that is not what the API documents" in message
     assert "MalformedResponse: read phone agent 'Support' (" in message
@@ -182,13 +206,11 @@ def test_invalid_request_carries_the_api_message(sandbox: SandboxServer, host_fo
     with host_for() as host:
         inputs, _ = host.check(reg.urn, {}, reg.inputs)
         inputs["model"] = "oppie-vox-9"  # past check, as a hand-edited state would be
-        try:
+        with pytest.raises(HostError) as caught:
             host.create(reg.urn, inputs)
-        except Exception as exc:
-            message = str(exc)
-        else:
-            raise AssertionError("create with an invalid model succeeded")
-    assert "POST /phone answered 400 Bad Request" in message and "model" in message
+    message = caught.value.message
+    assert "InvalidRequest: create phone agent 'Support' failed: POST /phone answered 400 Bad Request" in message
+    assert "model must be one of the following values" in message
     assert sandbox.agents() == []
 
 

@@ -270,3 +270,57 @@ def test_the_console_script_shows_usage_and_version(capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as exited:
         main([])
     assert exited.value.code == 2
+
+
+# -- token hygiene on the command line (issue 11, item 5) -----------------------------------------------------
+
+SECRET_ARGUMENT = "sandbox-token-5ecret"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["generate", "--token", SECRET_ARGUMENT], id="abbreviation of --token-env"),
+        pytest.param(["generate", f"--token={SECRET_ARGUMENT}"], id="abbreviation with ="),
+        pytest.param(["generate", "--api-token", SECRET_ARGUMENT], id="unknown option"),
+        pytest.param(["generate", SECRET_ARGUMENT], id="stray value"),
+        pytest.param([SECRET_ARGUMENT], id="unknown command"),
+        pytest.param(["generate", "--token-env", SECRET_ARGUMENT], id="a token where its variable's name goes"),
+    ],
+)
+def test_generate_takes_no_abbreviation_and_never_echoes_an_argument_that_may_be_a_secret(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """Regression: `--token sandbox-token` was taken as --token-env, and the error printed the token."""
+    monkeypatch.delenv("OPPIE_API_TOKEN", raising=False)
+    monkeypatch.setenv("OPPIE_BASE_URL", sandbox.url)
+    try:
+        status = main(argv)
+    except SystemExit as exited:
+        status = exited.code  # argparse's own usage errors
+    assert status == 2
+    out, err = capsys.readouterr()
+    assert SECRET_ARGUMENT not in out + err
+    assert "5ecret" not in out + err
+    assert "never shown" in err
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_generate_out_with_a_trailing_slash_writes_into_that_new_folder(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Regression: `--out DIR/` with a missing DIR wrote a file named DIR."""
+    seed(sandbox)
+    folder = tmp_path / "stack"
+    assert generate(sandbox, monkeypatch, "--out", f"{folder}/") == 0
+    assert folder.is_dir()
+    assert len(_calls((folder / "__main__.py").read_text())) == len(SEED)
+
+
+def test_generate_with_a_base_url_holding_credentials_never_prints_them(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPPIE_API_TOKEN", TOKEN)
+    assert main(["generate", "--base-url", f"ftp://user:{SECRET_ARGUMENT}@example.com"]) == 2
+    err = capsys.readouterr().err
+    assert "must be an http(s) URL" in err and SECRET_ARGUMENT not in err

@@ -57,6 +57,10 @@ def test_full_lifecycle_create_noop_update_replace_drift_gone_destroy(
     [after_update] = sandbox.agents()
     assert after_update["first_message"] == "Hi, Support here."
     assert sandbox.stats()["by_route"] == {"PATCH /phone/{id}": 1}
+    # the PATCH body itself: a PATCH carrying every field passed this step before it was asserted
+    assert [(w["method"], w["path"], w["body"]) for w in sandbox.writes()] == [
+        ("PATCH", f"/phone/{live['id']}", {"first_message": "Hi, Support here."})
+    ]
 
     # model change: replaced (new id and number), the old agent deleted, exactly one left
     with engine_for(state) as engine:
@@ -118,8 +122,10 @@ def test_clearing_a_field_sends_null(sandbox: SandboxServer, engine_for: StateFa
     state: dict[str, StateEntry] = {}
     with engine_for(state) as engine:
         engine.up(agents_program({**SUPPORT, "accent": "british"}))
+        sandbox.reset_stats()
         assert engine.up(agents_program(SUPPORT)).updated == ["support"]
     assert sandbox.agents()[0]["accent"] is None
+    assert [w["body"] for w in sandbox.writes()] == [{"accent": None}]
 
 
 def test_get_reads_an_existing_agent_by_id(sandbox: SandboxServer, host_for: HostFactory) -> None:

@@ -150,3 +150,20 @@ def test_a_provider_error_reaches_the_user_as_a_traceback_ending_in_the_message(
     assert "Traceback (most recent call last)" in failed.stdout
     assert "401" in failed.stdout and "oppie:apiToken" in failed.stdout
     assert "not-the-token" not in failed.stdout + failed.stderr
+
+
+def test_a_check_failure_never_quotes_a_secret_value_and_caps_any_quoted_value(
+    project: Project, sandbox: SandboxServer
+) -> None:
+    """The dynamic host accepts no secrets, so check sees plain values; the engine prints reasons verbatim."""
+    bad_hook = "ftp://hooks.example.com/collect?token=SECRET_HOOK_TOKEN_42"
+    project.declare(
+        {"line": agent("Line", data_collection_webhook_url=bad_hook, first_message="x" * 1_000_000, accent=7)},
+        secret_args={"line": ["data_collection_webhook_url"]},
+    )
+    failed = project.run("preview", expect=None)
+    shown = failed.stdout + failed.stderr
+    assert failed.returncode != 0
+    assert "data_collection_webhook_url" in shown and "accent" in shown
+    assert "SECRET_HOOK_TOKEN_42" not in shown
+    assert len(shown) < 20_000, "no reason quotes a value whole"

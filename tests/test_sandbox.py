@@ -7,6 +7,7 @@ each test; tests that need other settings start their own.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import select
 import subprocess
@@ -323,6 +324,17 @@ INVALID_VALUES: list[tuple[str, Any, str]] = [
     ("data_collection_webhook_url", "not a url", URL_MESSAGE),
     ("data_collection_webhook_url", "ftp://example.com/hook", URL_MESSAGE),
     ("data_collection_webhook_url", 5, "data_collection_webhook_url must be a string"),
+    # Where the sandbox and the provider's check used to disagree (issue 11, item 3): both refuse these now.
+    ("name", "   ", "name should not be empty"),
+    ("name", "\t\n", "name should not be empty"),
+    ("handoff_phone_number", "+14155550123\n", E164_MESSAGE),
+    ("handoff_phone_number", "+1\u0664\u0661\u0665\u0665\u0665\u0665", E164_MESSAGE),
+    ("data_collection_webhook_url", "https://example.com/hook\n", URL_MESSAGE),
+    ("data_collection_webhook_url", "http://[abc", URL_MESSAGE),
+    ("data_collection_webhook_url", "https://exa\uff0fmple.com/hook", URL_MESSAGE),
+    ("data_collection_webhook_url", "https://b\u00fccher.example/hook", URL_MESSAGE),
+    ("data_collection_webhook_url", "https://example.com:99999/hook", URL_MESSAGE),
+    ("data_collection_webhook_url", "http://:80/hook", URL_MESSAGE),
 ]
 
 
@@ -339,6 +351,45 @@ def test_invalid_field_answers_400_with_a_message_naming_the_field(
         response = client.patch(f"/phone/{existing['id']}", json={field: value})
 
     assert assert_envelope(response, 400, "Bad Request") == [message]
+    assert server.agents() == ([] if existing is None else [existing])
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1]:8080/hook", "HTTPS://Hooks.Example.com", "https://h.example.com/a?b=c#d", "http://10.0.0.1"]
+)
+def test_any_http_url_with_a_host_is_accepted_as_given(client: httpx.Client, url: str) -> None:
+    assert create(client, data_collection_webhook_url=url)["data_collection_webhook_url"] == url
+
+
+@pytest.mark.parametrize("via", ["create", "update"])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("name", "A\ud800"),
+        ("language", "\udfff"),
+        ("accent", "x\udc80y"),
+        ("first_message", "\ud83d"),
+        ("voice_id", "\ud800"),
+        ("instructions", ["fine", "\ud800"]),
+        ("actionIds", ["\udfff"]),
+        ("data_collection_fields", ["\ud800"]),
+    ],
+)
+def test_a_string_with_a_lone_surrogate_answers_400_naming_the_field(
+    client: httpx.Client, server: SandboxServer, via: str, field: str, value: Any
+) -> None:
+    """JSON can escape a lone UTF-16 surrogate ("\\ud800"), but no UTF-8 store can hold one."""
+    existing = create(client) if via == "update" else None
+    body = json.dumps({"name": "Agent", field: value} if existing is None else {field: value})
+    headers = {"Content-Type": "application/json"}
+
+    if existing is None:
+        response = client.post("/phone", content=body, headers=headers)
+    else:
+        response = client.patch(f"/phone/{existing['id']}", content=body, headers=headers)
+
+    [message] = assert_envelope(response, 400, "Bad Request")
+    assert message.startswith(field) and "surrogate" in message
     assert server.agents() == ([] if existing is None else [existing])
 
 

@@ -185,6 +185,114 @@ def test_delay_after_apply_still_answers_a_patient_client(client: httpx.Client, 
     assert time.perf_counter() - started >= 0.1
 
 
+def test_fail_after_apply_creates_the_agent_but_answers_the_fail_status(
+    client: httpx.Client, server: SandboxServer
+) -> None:
+    server.set_faults(fail_after_apply_next=1)
+
+    failed = client.post("/phone", json={"name": "applied"})
+    after = client.post("/phone", json={"name": "second"})
+
+    assert failed.status_code == 503 and failed.json()["statusCode"] == 503
+    assert after.status_code == 201
+    assert [agent["name"] for agent in server.agents()] == ["applied", "second"]
+    assert server.faults_fired() == {"failed after apply POST /phone": 1}
+
+
+def test_fail_after_apply_spares_reads_and_refused_writes(client: httpx.Client, server: SandboxServer) -> None:
+    server.set_faults(fail_after_apply_next=1)
+
+    assert client.get("/phone").status_code == 200
+    assert client.post("/phone", json={"model": "bad"}).status_code == 400
+    assert server.state.faults.fail_after_apply_next == 1
+
+
+def test_late_apply_lands_the_write_after_the_client_gave_up(server: SandboxServer) -> None:
+    server.set_faults(late_apply_next=1, late_apply_ms=300)
+    headers = {"Authorization": f"Bearer {server.token}"}
+
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/phone", json={"name": "late"}, headers=headers, timeout=0.1)
+    assert server.agents() == []  # not yet: what a client that looks at once finds
+
+    deadline = time.monotonic() + 10
+    while not server.agents() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [agent["name"] for agent in server.agents()] == ["late"]
+    assert server.faults_fired() == {"late apply POST /phone": 1}
+
+
+def test_late_apply_holds_only_the_next_n_writes(client: httpx.Client, server: SandboxServer) -> None:
+    server.set_faults(late_apply_next=1, late_apply_ms=50)
+
+    assert client.post("/phone", json={"name": "held"}).status_code == 201
+    assert client.post("/phone", json={"name": "not held"}).status_code == 201
+
+    assert server.faults_fired() == {"late apply POST /phone": 1}
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PATCH", "DELETE"])
+def test_truncate_next_applies_the_request_and_cuts_its_answer(
+    client: httpx.Client, server: SandboxServer, method: str
+) -> None:
+    agent = create(client)
+    server.set_faults(truncate_next=1)
+    path = "/phone" if method in ("GET", "POST") else f"/phone/{agent['id']}"
+
+    response = client.request(method, path, json={"name": "cut"} if method in ("POST", "PATCH") else None)
+
+    assert 200 <= response.status_code < 300
+    assert int(response.headers["content-length"]) == len(response.content) > 0
+    with pytest.raises(ValueError):
+        response.json()
+    names = [stored["name"] for stored in server.agents()]
+    assert names == {"GET": ["Agent"], "POST": ["Agent", "cut"], "PATCH": ["cut"], "DELETE": []}[method]
+    route = f"{method} /phone" if method in ("GET", "POST") else f"{method} /phone/{{id}}"
+    assert server.faults_fired() == {f"truncated {route}": 1}
+
+
+def test_truncate_rate_is_drawn_from_the_seed(client: httpx.Client, server: SandboxServer) -> None:
+    def run() -> list[bool]:
+        server.set_faults(truncate_rate=0.5, seed=99)
+        outcomes = []
+        for _ in range(20):
+            try:
+                client.get("/phone").json()
+            except ValueError:
+                outcomes.append(True)
+            else:
+                outcomes.append(False)
+        return outcomes
+
+    first, second = run(), run()
+
+    assert first == second and set(first) == {True, False}
+
+
+def test_enforce_retry_after_refuses_a_client_that_comes_back_early(
+    client: httpx.Client, server: SandboxServer
+) -> None:
+    server.set_faults(rate_limit_next=1, retry_after_s=60, enforce_retry_after=True)
+
+    first = client.get("/phone")
+    early = client.get("/phone")
+
+    assert (first.status_code, early.status_code) == (429, 429)
+    assert 59 <= float(early.headers["retry-after"]) <= 60
+    assert server.faults_fired() == {"early retry refused GET /phone": 1}
+    server.reset()
+    assert client.get("/phone").status_code == 200  # a reset opens it again
+
+
+def test_enforce_retry_after_lets_a_client_that_waited_through(client: httpx.Client, server: SandboxServer) -> None:
+    server.set_faults(rate_limit_next=1, retry_after_s=0.1, enforce_retry_after=True)
+
+    assert client.get("/phone").status_code == 429
+    time.sleep(0.1)
+    assert client.get("/phone").status_code == 200
+    assert server.faults_fired() == {}
+
+
 # --- API versions ---------------------------------------------------------------------------------------
 
 

@@ -59,6 +59,36 @@ class Faults(BaseModel):
     malformed_json_next: int = Field(
         default=0, ge=0, description="The next N API requests answer 200 with truncated JSON, unapplied."
     )
+    fail_after_apply_next: int = Field(
+        default=0,
+        ge=0,
+        description="The next N successful writes are applied, then answered `fail_status` (a gateway that gave up "
+        "waiting for the answer): the client sees a 5xx for a write that happened.",
+    )
+    late_apply_next: int = Field(
+        default=0,
+        ge=0,
+        description="The next N writes are held `late_apply_ms` before being applied, whether or not the client is "
+        "still waiting: a client that gives up first finds nothing, and the write lands afterwards.",
+    )
+    late_apply_ms: int = Field(default=1000, ge=0, description="How long `late_apply_next` holds a write back.")
+    truncate_next: int = Field(
+        default=0,
+        ge=0,
+        description="The next N successful answers (any method) are sent complete at the HTTP level but with their "
+        "body cut in half (an empty body becomes a cut-off JSON fragment), after the request was applied.",
+    )
+    truncate_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of successful answers cut in half like `truncate_next` (drawn with `seed`).",
+    )
+    enforce_retry_after: bool = Field(
+        default=False,
+        description="After a 429 the sandbox sent, API requests arriving before its Retry-After has passed are "
+        "answered 429 too, as a real limiter would: a client that ignores Retry-After meets more 429s.",
+    )
 
 
 class Injected(enum.Enum):
@@ -78,6 +108,7 @@ class FaultState:
         self._faults = initial.model_copy(deep=True)
         self._rng = random.Random(self._faults.seed)
         self._rng_seed = self._faults.seed
+        self._closed_until = 0.0
 
     @property
     def faults(self) -> Faults:
@@ -103,6 +134,8 @@ class FaultState:
     def reset(self) -> Faults:
         """Go back to the faults the app was created with."""
         self.faults = self._initial
+        with self._lock:
+            self._closed_until = 0.0
         return self._faults
 
     def next_injection(self) -> Injected | None:
@@ -128,9 +161,38 @@ class FaultState:
 
     def take_drop(self) -> bool:
         """Consume one `drop_after_apply`, if any is left."""
+        return self._take("drop_after_apply")
+
+    def take_fail_after_apply(self) -> bool:
+        """Consume one `fail_after_apply_next`, if any is left."""
+        return self._take("fail_after_apply_next")
+
+    def take_late_apply(self) -> bool:
+        """Consume one `late_apply_next`, if any is left."""
+        return self._take("late_apply_next")
+
+    def take_truncate(self) -> bool:
+        """Whether this successful answer is cut short: `truncate_next` first, then a `truncate_rate` draw."""
+        if self._take("truncate_next"):
+            return True
         with self._lock:
-            if self._faults.drop_after_apply > 0:
-                self._faults.drop_after_apply -= 1
+            return self._faults.truncate_rate > 0 and self._draw() < self._faults.truncate_rate
+
+    def close_for(self, seconds: float) -> None:
+        """A 429 asked the client to wait `seconds`: with `enforce_retry_after`, refuse API requests until then."""
+        with self._lock:
+            self._closed_until = max(self._closed_until, time.monotonic() + seconds)
+
+    def retry_after_remaining(self) -> float:
+        """Seconds left of the last Retry-After sent (0 when it has passed)."""
+        with self._lock:
+            return max(0.0, self._closed_until - time.monotonic())
+
+    def _take(self, counter: str) -> bool:
+        with self._lock:
+            left = getattr(self._faults, counter)
+            if left > 0:
+                setattr(self._faults, counter, left - 1)
                 return True
             return False
 

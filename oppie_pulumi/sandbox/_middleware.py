@@ -1,12 +1,14 @@
 """The layer in front of the API routes: stats, faults, bearer auth and the rate limit.
 
-It runs as plain ASGI (not Starlette's BaseHTTPMiddleware) because two faults need the raw response stream:
-`drop_after_apply` declares a longer body than it sends and breaks the connection, and
-`delay_after_apply_ms` holds back a response the handler has already committed.
+It runs as plain ASGI (not Starlette's BaseHTTPMiddleware) because several faults need the raw request and
+response streams: `drop_after_apply` declares a longer body than it sends and breaks the connection,
+`delay_after_apply_ms` holds back a response the handler has already committed, `fail_after_apply_next` and
+`truncate_*` replace or cut a committed answer, and `late_apply_next` reads a request whole and applies it later.
 
-Order for an API request, as in the real service: gateway-level faults first (latency, injected 429/5xx,
-malformed bodies), then, for a known route only, auth and the rate limit (NestJS guards: an unknown route is
-a 404 whoever asks), then the handler with its body validation.
+Order for an API request, as in the real service: gateway-level faults first (latency, an enforced Retry-After,
+injected 429/5xx, malformed bodies), then, for a known route only, auth and the rate limit (NestJS guards: an
+unknown route is a 404 whoever asks), then the handler with its body validation, then the faults that act on
+the answer.
 """
 
 from __future__ import annotations
@@ -94,6 +96,14 @@ class SandboxMiddleware:
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
 
+        if faults.enforce_retry_after:
+            remaining = state.fault_state.retry_after_remaining()
+            if remaining > 0:
+                # A real limiter refuses a client that comes back before the wait it asked for.
+                state.stats.record_fault("early retry refused", route_key)
+                await self._too_many(remaining)(scope, receive, counted_send)
+                return
+
         injected = state.fault_state.next_injection()
         if injected is not None:
             await self._injected_response(injected)(scope, receive, counted_send)
@@ -105,10 +115,10 @@ class SandboxMiddleware:
                 await refusal(scope, receive, counted_send)
                 return
 
-        if route is None or scope["method"] not in MUTATING_METHODS:
+        if route is None:
             await self.app(scope, receive, counted_send)
             return
-        await self._apply_then_answer(scope, receive, counted_send)
+        await self._apply_then_answer(scope, receive, counted_send, route_key)
 
     def _is_exempt(self, path: str) -> bool:
         return any(path == exempt or path.startswith(exempt + "/") for exempt in self.exempt_paths)
@@ -137,34 +147,53 @@ class SandboxMiddleware:
             return error_envelope(401, "Missing or invalid bearer token")
         wait_s = self.state.rate_limiter.acquire(token)
         if wait_s is not None:
-            return error_envelope(429, "ThrottlerException: Too Many Requests", {"Retry-After": str(wait_s)})
+            return self._too_many(wait_s)
         return None
+
+    def _too_many(self, retry_after_s: float) -> Response:
+        """429 with Retry-After; with `enforce_retry_after`, the sandbox then holds the client to it."""
+        if self.state.faults.enforce_retry_after:
+            self.state.fault_state.close_for(retry_after_s)
+        return error_envelope(
+            429, "ThrottlerException: Too Many Requests", {"Retry-After": format_retry_after(retry_after_s)}
+        )
 
     def _injected_response(self, injected: Injected) -> Response:
         faults = self.state.faults
         if injected is Injected.RATE_LIMITED:
-            return error_envelope(
-                429,
-                "ThrottlerException: Too Many Requests",
-                {"Retry-After": format_retry_after(faults.retry_after_s)},
-            )
+            return self._too_many(faults.retry_after_s)
         if injected is Injected.MALFORMED:
             return Response(b'{"id": "abc', status_code=200, media_type="application/json")
+        return self._failure()
+
+    def _failure(self) -> Response:
+        """The `fail_status` answer: the JSON envelope, or a gateway's HTML page with `html_errors`."""
+        faults = self.state.faults
         status = faults.fail_status
         if faults.html_errors:
             page = f"<html><body><h1>{status} {reason_phrase(status)}</h1></body></html>"
             return HTMLResponse(page, status_code=status)
         return error_envelope(status, f"Injected fault: {status} {reason_phrase(status)}")
 
-    async def _apply_then_answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run a mutating request to completion, then answer late, or half and then drop, if asked to.
+    async def _apply_then_answer(self, scope: Scope, receive: Receive, send: Send, route_key: str) -> None:
+        """Run an API request to completion, then let the faults that act on a committed answer act.
 
         The handler commits before its response exists, so buffering the response is enough to act after
-        the apply: the client's view is then exactly a timeout or a broken connection after success.
+        the apply: the client's view is then exactly a timeout, a 5xx, a cut-off body or a broken connection
+        after success. With `late_apply_next` the request is read whole first and applied only after the wait,
+        so it lands even if the client has given up (uvicorn keeps running a handler whose client left).
         """
+        state = self.state
+        mutating = scope["method"] in MUTATING_METHODS
         start: Message | None = None
         chunks: list[bytes] = []
         request_body: list[bytes] = []
+
+        if mutating and state.fault_state.take_late_apply():
+            state.stats.record_fault("late apply", route_key)
+            whole = await _read_body(receive)
+            await asyncio.sleep(state.faults.late_apply_ms / 1000)
+            receive = _replay(whole)
 
         async def recording_receive() -> Message:
             message = await receive()
@@ -182,15 +211,26 @@ class SandboxMiddleware:
         await self.app(scope, recording_receive, buffer)
         if start is None:
             return
-        # Journalled once applied, before any fault acts on the answer: what the API did, not what the client saw.
-        self.state.stats.record_write(scope["method"], scope["path"], b"".join(request_body), start["status"])
+        status = start["status"]
+        succeeded = 200 <= status < 300
+        if mutating:
+            # Journalled once applied, before any fault acts on the answer: what the API did, not what the client saw.
+            state.stats.record_write(scope["method"], scope["path"], b"".join(request_body), status)
         body = b"".join(chunks)
-        faults = self.state.faults
-        if faults.delay_after_apply_ms:
+        faults = state.faults
+        if mutating and faults.delay_after_apply_ms:
             await asyncio.sleep(faults.delay_after_apply_ms / 1000)
-        if 200 <= start["status"] < 300 and self.state.fault_state.take_drop():
+        if mutating and succeeded and state.fault_state.take_fail_after_apply():
+            state.stats.record_fault("failed after apply", route_key)
+            await self._failure()(scope, receive, send)
+            return
+        if mutating and succeeded and state.fault_state.take_drop():
             await self._send_broken(start, body, send)
             raise DeliberateDrop(f"drop_after_apply: {scope['method']} {scope['path']}")
+        if succeeded and state.fault_state.take_truncate():
+            state.stats.record_fault("truncated", route_key)
+            body = _cut(body)
+            start = {**start, "headers": _with_content_length(start.get("headers", []), len(body))}
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -203,6 +243,44 @@ class SandboxMiddleware:
         headers.append((b"content-length", str(len(body) + 64).encode()))
         await send({**start, "headers": headers})
         await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+
+
+def _cut(body: bytes) -> bytes:
+    """Half of `body`; for an empty body, half of a JSON object, so that the client has something to misread."""
+    body = body or b'{"statusCode": 200}'
+    return body[: len(body) // 2]
+
+
+def _with_content_length(headers: list[tuple[bytes, bytes]], length: int) -> list[tuple[bytes, bytes]]:
+    kept = [(name, value) for name, value in headers if name.lower() != b"content-length"]
+    return [*kept, (b"content-length", str(length).encode())]
+
+
+async def _read_body(receive: Receive) -> bytes:
+    """The whole request body (stops early if the client disconnects)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A `receive` that hands the handler `body` once, then reports the client gone (it may well be)."""
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def _bearer_token(scope: Scope) -> str | None:

@@ -17,18 +17,44 @@ AgentModel = Literal["oppie-vox", "oppie-vox-turbo", "oppie-vox-2"]
 
 AGENT_TYPES: tuple[str, ...] = ("inbound", "outbound")
 AGENT_MODELS: tuple[str, ...] = ("oppie-vox", "oppie-vox-turbo", "oppie-vox-2")
-E164_PATTERN = r"^\+[1-9]\d{1,14}$"
+# [0-9], not \d (which takes any script's digits); the Rust regex engine's `$` is the end of the text.
+E164_PATTERN = r"^\+[1-9][0-9]{1,14}$"
+_SURROGATES = frozenset(chr(code) for code in range(0xD800, 0xE000))
+SURROGATE = "lone UTF-16 surrogate"
+
+
+def _well_formed(value: str) -> str:
+    # JSON can escape half of a surrogate pair ("\ud800"); no UTF-8 database column can store it.
+    if not value.isascii() and not _SURROGATES.isdisjoint(value):
+        raise ValueError(SURROGATE)
+    return value
+
+
+def _not_blank(value: str) -> str:
+    # Stricter than class-validator's IsNotEmpty (which takes "   "): a blank name is no name, and the
+    # provider's check refuses it too; the two must agree.
+    if not value.strip():
+        raise ValueError("blank")
+    return value
 
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+    """An http(s) URL with a host, in printable ASCII (punycode and %-escapes for the rest), no whitespace."""
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ValueError("must be an http(s) URL")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 (a port must be a number in 0..65535)
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 host
+        raise ValueError("must be an http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL")
     # Stored as given: normalising (a trailing slash, say) would show up as drift in the client.
     return value
 
 
-NonEmptyStr = Annotated[str, Field(min_length=1)]
+Text = Annotated[str, AfterValidator(_well_formed)]
+NonEmptyStr = Annotated[str, Field(min_length=1), AfterValidator(_well_formed), AfterValidator(_not_blank)]
 E164 = Annotated[str, Field(pattern=E164_PATTERN, examples=["+14155550123"])]
 HttpUrl = Annotated[str, AfterValidator(_http_url), Field(json_schema_extra={"format": "uri"})]
 
@@ -65,19 +91,19 @@ class AgentCreate(BaseModel):
 
     name: NonEmptyStr = Field(description=_DESCRIPTIONS["name"])
     type: AgentType = Field(default="inbound", description=_DESCRIPTIONS["type"])
-    language: str | None = Field(default=None, description=_DESCRIPTIONS["language"])
-    accent: str | None = Field(default=None, description=_DESCRIPTIONS["accent"])
+    language: Text | None = Field(default=None, description=_DESCRIPTIONS["language"])
+    accent: Text | None = Field(default=None, description=_DESCRIPTIONS["accent"])
     handoff_phone_number: E164 | None = Field(default=None, description=_DESCRIPTIONS["handoff_phone_number"])
     interruptible: bool = Field(default=True, description=_DESCRIPTIONS["interruptible"])
-    action_ids: list[str] | None = Field(default=None, alias="actionIds", description=_DESCRIPTIONS["actionIds"])
-    instructions: list[str] | None = Field(default=None, description=_DESCRIPTIONS["instructions"])
-    data_collection_fields: list[str] | None = Field(default=None, description=_DESCRIPTIONS["data_collection_fields"])
+    action_ids: list[Text] | None = Field(default=None, alias="actionIds", description=_DESCRIPTIONS["actionIds"])
+    instructions: list[Text] | None = Field(default=None, description=_DESCRIPTIONS["instructions"])
+    data_collection_fields: list[Text] | None = Field(default=None, description=_DESCRIPTIONS["data_collection_fields"])
     data_collection_webhook_url: HttpUrl | None = Field(
         default=None, description=_DESCRIPTIONS["data_collection_webhook_url"]
     )
     model: AgentModel = Field(default="oppie-vox", description=_DESCRIPTIONS["model"])
-    first_message: str | None = Field(default=None, description=_DESCRIPTIONS["first_message"])
-    voice_id: str | None = Field(default=None, description=_DESCRIPTIONS["voice_id"])
+    first_message: Text | None = Field(default=None, description=_DESCRIPTIONS["first_message"])
+    voice_id: Text | None = Field(default=None, description=_DESCRIPTIONS["voice_id"])
 
 
 class AgentUpdate(BaseModel):
@@ -87,21 +113,21 @@ class AgentUpdate(BaseModel):
 
     name: NonEmptyStr = Field(default=_OMITTED, description=_DESCRIPTIONS["name"])
     type: AgentType = Field(default=_OMITTED, description=_DESCRIPTIONS["type"])
-    language: str | None = Field(default=_OMITTED, description=_DESCRIPTIONS["language"])
-    accent: str | None = Field(default=_OMITTED, description=_DESCRIPTIONS["accent"])
+    language: Text | None = Field(default=_OMITTED, description=_DESCRIPTIONS["language"])
+    accent: Text | None = Field(default=_OMITTED, description=_DESCRIPTIONS["accent"])
     handoff_phone_number: E164 | None = Field(default=_OMITTED, description=_DESCRIPTIONS["handoff_phone_number"])
     interruptible: bool = Field(default=_OMITTED, description=_DESCRIPTIONS["interruptible"])
-    action_ids: list[str] | None = Field(default=_OMITTED, alias="actionIds", description=_DESCRIPTIONS["actionIds"])
-    instructions: list[str] | None = Field(default=_OMITTED, description=_DESCRIPTIONS["instructions"])
-    data_collection_fields: list[str] | None = Field(
+    action_ids: list[Text] | None = Field(default=_OMITTED, alias="actionIds", description=_DESCRIPTIONS["actionIds"])
+    instructions: list[Text] | None = Field(default=_OMITTED, description=_DESCRIPTIONS["instructions"])
+    data_collection_fields: list[Text] | None = Field(
         default=_OMITTED, description=_DESCRIPTIONS["data_collection_fields"]
     )
     data_collection_webhook_url: HttpUrl | None = Field(
         default=_OMITTED, description=_DESCRIPTIONS["data_collection_webhook_url"]
     )
     model: AgentModel = Field(default=_OMITTED, description=_DESCRIPTIONS["model"])
-    first_message: str | None = Field(default=_OMITTED, description=_DESCRIPTIONS["first_message"])
-    voice_id: str | None = Field(default=_OMITTED, description=_DESCRIPTIONS["voice_id"])
+    first_message: Text | None = Field(default=_OMITTED, description=_DESCRIPTIONS["first_message"])
+    voice_id: Text | None = Field(default=_OMITTED, description=_DESCRIPTIONS["voice_id"])
 
     def changes(self) -> dict[str, Any]:
         """The fields the body set, by API name."""
@@ -151,6 +177,11 @@ _ALL_FIELDS = frozenset(_DESCRIPTIONS)
 
 def _field_message(field: str, error: Mapping[str, Any], nested: bool) -> list[str]:
     kind = error.get("type", "")
+    if kind == "string_unicode" or (kind == "value_error" and SURROGATE in str(error.get("msg", ""))):
+        held = "holds strings, one with" if field in _LIST_FIELDS else "holds"
+        return [f"{field} must be well-formed text: it {held} a {SURROGATE}"]
+    if field == "name" and kind == "value_error":
+        return ["name should not be empty"]
     if field == "type":
         return [f"type must be one of the following values: {', '.join(AGENT_TYPES)}"]
     if field == "model":

@@ -98,6 +98,10 @@ class SandboxServer:
         """Every write (POST, PATCH, DELETE) the API handled since the last reset, with its request body."""
         return self.state.stats.writes()
 
+    def faults_fired(self) -> dict[str, int]:
+        """`{"<fault> <route>": count}`: which faults acted on which routes since the last reset."""
+        return self.state.stats.faults()
+
     def reset_stats(self) -> None:
         """Count from zero."""
         self.state.stats.reset()

@@ -21,6 +21,7 @@ class Stats:
         self._by_status: Counter[str] = Counter()
         self._connections: set[tuple[str, int]] = set()
         self._writes: list[dict[str, Any]] = []
+        self._faults: Counter[str] = Counter()
 
     def record_connection(self, client: tuple[str, int] | None) -> None:
         """Note the (host, port) a request came from; a reused keep-alive connection counts once."""
@@ -46,6 +47,17 @@ class Stats:
         with self._lock:
             self._writes.append({"method": method, "path": path, "body": parsed, "status": status})
 
+    def record_fault(self, kind: str, route: str) -> None:
+        """Count one fault that acted on a request, e.g. `record_fault("truncated", "PATCH /phone/{id}")`."""
+        with self._lock:
+            self._faults[f"{kind} {route}"] += 1
+
+    def faults(self) -> dict[str, int]:
+        """`{"<fault> <route>": count}` of the faults that acted since the last reset: a test can tell that a
+        fault really fired, and on which routes."""
+        with self._lock:
+            return dict(self._faults)
+
     def writes(self) -> list[dict[str, Any]]:
         """`[{"method", "path", "body", "status"}]` of every write that reached a handler, oldest first."""
         with self._lock:
@@ -69,3 +81,4 @@ class Stats:
             self._by_status.clear()
             self._connections.clear()
             self._writes.clear()
+            self._faults.clear()

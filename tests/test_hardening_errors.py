@@ -1,0 +1,211 @@
+"""Retries of idempotent calls whose answer could not be read, requests that could not be sent at all, and
+errors that point at the fix (issue 11, items 4 and 6). Real HTTP to the sandbox, the provider in-process.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import httpx
+import pytest
+from pulumi.dynamic import Config, ConfigureRequest
+
+from oppie_pulumi import AmbiguousCreate, NotFound, PhoneAgentProvider, ServerError, Settings, TransportError
+from oppie_pulumi._client import PhoneApiClient
+from oppie_pulumi.sandbox import SandboxServer
+
+from .support import TOKEN
+
+
+def configured(base_url: str, **config: str) -> PhoneAgentProvider:
+    provider = PhoneAgentProvider()
+    settings = {"oppie:apiToken": TOKEN, "oppie:baseUrl": base_url, "oppie:maxRetries": "2"}
+    settings.update({f"oppie:{key}": value for key, value in config.items()})
+    provider.configure(ConfigureRequest(Config(settings, "p")))
+    return provider
+
+
+def created(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, Any]]:
+    result = provider.create(provider.check({}, {"name": "Support", **spec}).inputs)
+    assert result.outs is not None
+    return str(result.id), result.outs
+
+
+# -- item 4: an unreadable answer to GET, PATCH or DELETE is retried like a 5xx ------------------------------
+
+
+@pytest.mark.parametrize("fault", ["malformed_json_next", "truncate_next"])
+def test_an_unreadable_answer_to_a_read_is_retried(sandbox: SandboxServer, fault: str) -> None:
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    sandbox.set_faults(**{fault: 1})
+    sandbox.reset_stats()
+
+    result = provider.read(agent_id, outs)
+
+    assert result.id == agent_id
+    assert sandbox.stats()["by_route"] == {"GET /phone": 2}
+
+
+def test_an_unreadable_answer_to_an_update_is_retried(sandbox: SandboxServer) -> None:
+    """Regression: one truncated PATCH answer (not applied) failed the update."""
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    sandbox.set_faults(malformed_json_next=1)
+    sandbox.reset_stats()
+
+    updated = provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
+
+    assert updated.outs is not None and updated.outs["voice_id"] == "v2"
+    assert sandbox.stats()["by_route"] == {"PATCH /phone/{id}": 2}
+    assert sandbox.agents()[0]["voice_id"] == "v2"
+
+
+def test_an_unreadable_answer_to_a_delete_is_retried(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    sandbox.set_faults(malformed_json_next=1)
+    sandbox.reset_stats()
+
+    provider.delete(agent_id, outs)
+
+    assert sandbox.agents() == []
+    assert sandbox.stats()["by_route"] == {"DELETE /phone/{id}": 2}
+
+
+def test_a_request_that_could_not_be_sent_is_not_an_ambiguous_create(sandbox: SandboxServer) -> None:
+    """A value no HTTP header can carry (here a token built by hand, bypassing configure's check) means the
+    request never left: no look for an agent it may have made, no AmbiguousCreate, and the token unshown."""
+    token = "tok_bad\nvalue_123456"
+    client = PhoneApiClient(Settings(api_token=token, base_url=sandbox.url))
+
+    with pytest.raises(TransportError) as caught:
+        client.create({"name": "Support"}, label="'Support'")
+
+    assert caught.value.may_have_reached_api is False
+    assert "could not be sent" in str(caught.value)
+    assert token not in str(caught.value) and "tok_bad" not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_a_create_whose_request_could_not_be_sent_fails_without_looking(sandbox: SandboxServer) -> None:
+    provider = PhoneAgentProvider()
+    provider._settings = Settings(api_token="tok_bad\nvalue_123456", base_url=sandbox.url)
+
+    with pytest.raises(TransportError, match="could not be sent") as caught:
+        provider.create(provider.check({}, {"name": "Support"}).inputs)
+
+    assert not isinstance(caught.value, AmbiguousCreate)
+    assert sandbox.stats()["requests"] == 0
+
+
+# -- item 6: errors that point at the fix -------------------------------------------------------------------
+
+
+def test_an_update_of_an_agent_deleted_elsewhere_says_to_run_pulumi_refresh(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    httpx.delete(f"{sandbox.url}/phone/{agent_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+
+    with pytest.raises(NotFound) as caught:
+        provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
+
+    message = str(caught.value)
+    assert f"update phone agent 'Support' ({agent_id}) failed: PATCH /phone/{agent_id} answered 404" in message
+    assert "deleted outside Pulumi" in message and "`pulumi refresh`" in message
+    assert (caught.value.status_code, caught.value.operation) == (404, f"update phone agent 'Support' ({agent_id})")
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def test_a_delete_that_could_not_be_sent_says_so() -> None:
+    """Regression: it said "check whether the delete of phone agent ... landed failed", about a list call."""
+    provider = configured(closed_port_url(), maxRetries="0")
+
+    with pytest.raises(TransportError) as caught:
+        provider.delete("agt_1", {"name": "Support"})
+
+    message = str(caught.value)
+    assert message.startswith("delete phone agent 'Support' (agt_1) failed: DELETE /phone/agt_1 failed (ConnectError")
+    assert "never reached the API" in message and "check whether" not in message
+    assert caught.value.method == "DELETE" and caught.value.may_have_reached_api is False
+
+
+def test_an_update_that_could_not_be_sent_says_so_without_a_look() -> None:
+    provider = configured(closed_port_url(), maxRetries="0")
+    olds = {"name": "Support", "voice_id": None}
+
+    with pytest.raises(TransportError) as caught:
+        provider.update("agt_1", olds, provider.check(olds, {"name": "Support", "voice_id": "v2"}).inputs)
+
+    assert str(caught.value).startswith("update phone agent 'Support' (agt_1) failed: PATCH /phone/agt_1 failed")
+    assert caught.value.method == "PATCH"
+
+
+# -- updates and deletes whose answer was lost: look before failing -------------------------------------------
+
+
+def test_an_update_answered_5xx_after_it_landed_succeeds_after_a_look(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url, maxRetries="0")
+    agent_id, outs = created(provider)
+    sandbox.set_faults(fail_after_apply_next=1)
+    sandbox.reset_stats()
+
+    updated = provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
+
+    assert updated.outs is not None and updated.outs["voice_id"] == "v2"
+    assert sandbox.stats()["by_route"] == {"PATCH /phone/{id}": 1, "GET /phone": 1}
+
+
+def test_an_update_that_did_not_land_fails_with_its_own_error_after_a_look(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url, maxRetries="0")
+    agent_id, outs = created(provider)
+    sandbox.set_faults(fail_next=1)
+
+    with pytest.raises(ServerError) as caught:
+        provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
+
+    assert str(caught.value).startswith(f"update phone agent 'Support' ({agent_id}) failed: PATCH /phone/{agent_id}")
+    assert sandbox.agents()[0]["voice_id"] is None
+
+
+def test_an_update_answered_with_an_empty_body_reads_the_agent_back(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    sandbox.set_faults(patch_empty_body=True)
+    sandbox.reset_stats()
+
+    updated = provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
+
+    assert updated.outs is not None and updated.outs["voice_id"] == "v2" and updated.outs["phone_number"]
+    assert sandbox.stats()["by_route"] == {"PATCH /phone/{id}": 1, "GET /phone": 1}
+
+
+def test_a_delete_answered_5xx_after_it_landed_succeeds_after_a_look(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url, maxRetries="0")
+    agent_id, outs = created(provider)
+    sandbox.set_faults(fail_after_apply_next=1)
+    sandbox.reset_stats()
+
+    provider.delete(agent_id, outs)
+
+    assert sandbox.agents() == []
+    assert sandbox.stats()["by_route"] == {"DELETE /phone/{id}": 1, "GET /phone": 1}
+
+
+def test_a_delete_that_did_not_land_fails_with_its_own_error_after_a_look(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url, maxRetries="0")
+    agent_id, outs = created(provider)
+    sandbox.set_faults(fail_next=1)
+
+    with pytest.raises(ServerError) as caught:
+        provider.delete(agent_id, outs)
+
+    assert str(caught.value).startswith(f"delete phone agent 'Support' ({agent_id}) failed: DELETE /phone/{agent_id}")
+    assert [agent["id"] for agent in sandbox.agents()] == [agent_id]
