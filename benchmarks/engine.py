@@ -70,10 +70,8 @@ import base64
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +96,10 @@ sys.path.insert(0, str(ROOT))  # tests.realcli: the real-engine tier's harness, 
 import oppie_pulumi.sandbox._faults as sandbox_faults  # noqa: E402
 from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve  # noqa: E402
 from tests.realcli import PHONE_AGENT, Project, pulumi_bin  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+import _report  # noqa: E402  (benchmarks/_report.py: the table, the agent and the checks run.py shares)
+from _report import Row, expect, goals_line, median, print_table, progress, spec  # noqa: E402
 
 TOKEN = "bench-engine-token-7c2d"
 OURS, FLOOR = "agents", "noop"
@@ -145,31 +147,6 @@ FULL = Sizes(
     rate_limit=API_LIMIT_PER_MINUTE,
     rate_window=60.0,
 )
-
-
-def spec(i: int) -> dict[str, Any]:
-    """A typical agent, as a program declares it (the same as ``benchmarks/run.py``'s)."""
-    return {
-        "name": f"Support line {i}",
-        "language": "en",
-        "instructions": ["Be brief", "Hand off billing questions"],
-        "first_message": "Hi, how can I help?",
-        "handoff_phone_number": "+14155550123",
-    }
-
-
-def expect(condition: bool, message: str) -> None:
-    """A benchmark that measured the wrong thing must say so, not print a figure."""
-    if not condition:
-        raise RuntimeError(f"benchmark sanity check failed: {message}")
-
-
-def progress(message: str) -> None:
-    """Say on stderr what is running, so that a long run shows where it is."""
-    print(f"[{time.perf_counter() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
-
-
-_STARTED = time.perf_counter()
 
 
 # -- the CLI, one stack per program -------------------------------------------------------------------------
@@ -426,36 +403,6 @@ def summarize_stacks(raw: Path) -> dict[str, Any]:
 # -- results -------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    """One line of the table; ``key`` names it in ``--json``, and ``data`` holds the numbers behind it."""
-
-    key: str
-    figure: str
-    ours: str
-    floor: str = "-"
-    ratio: str = "-"
-    goal: str = "-"
-    met: bool | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def cells(self) -> tuple[str, ...]:
-        met = "-" if self.met is None else ("met" if self.met else "MISSED")
-        return (self.figure, self.ours, self.floor, self.ratio, self.goal, met)
-
-
-def print_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
-
-    def fmt(line: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-
-    print(fmt(header))
-    print("  ".join("-" * width for width in widths))
-    for line in lines:
-        print(fmt(line))
-
-
 def default_parallel(bin_dir: Path) -> str:
     """The CLI's default ``--parallel``, as its help states it."""
     result = subprocess.run([str(bin_dir / "pulumi"), "up", "--help"], capture_output=True, text=True, check=False)
@@ -465,29 +412,14 @@ def default_parallel(bin_dir: Path) -> str:
 
 def machine(bin_dir: Path) -> dict[str, Any]:
     """What the figures were measured on."""
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
     version = subprocess.run([str(bin_dir / "pulumi"), "version"], capture_output=True, text=True, check=False)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return {
-        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **_report.machine(),
         "pulumi_cli": version.stdout.strip(),
         "pulumi_sdk": metadata.version("pulumi"),
         "cli_default_parallel": default_parallel(bin_dir),
         "provider_host_workers": 4,
-        "load_average_at_start": [round(x, 2) for x in load],
     }
-
-
-def med(values: Sequence[float]) -> float:
-    return statistics.median(values)
 
 
 # -- no-change commands at one stack size --------------------------------------------------------------------
@@ -507,7 +439,7 @@ class SizeResult:
     profile: list[dict[str, Any]] = field(default_factory=list)
 
     def median(self, command: str, kind: str) -> float:
-        return med(self.seconds[command][kind])
+        return median(self.seconds[command][kind])
 
     def ratio(self, command: str) -> float:
         return self.median(command, OURS) / self.median(command, FLOOR)
@@ -604,8 +536,8 @@ def state_bytes(ours: dict[str, Any], floor: dict[str, Any], n: int) -> dict[str
     engine_fields = ("sourcePosition", "stackTrace", "created", "modified", "parent", "provider")
     return {
         "export_bytes_per_agent": len(json.dumps(ours, indent=4)) / n,
-        "entry_bytes": med(per_agent),
-        "floor_entry_bytes": med([compact(r) for r in noops]),
+        "entry_bytes": median(per_agent),
+        "floor_entry_bytes": median([compact(r) for r in noops]),
         "pickle_bytes": len(base64.b64decode(serialized)),
         "provider_base64_bytes": len(serialized),
         "provider_copies": sum(PROVIDER_KEY in entry.get(part, {}) for part in ("inputs", "outputs")),
@@ -634,7 +566,6 @@ def size_rows(result: SizeResult) -> list[Row]:
         goal = GOALS[name]
         rows.append(
             Row(
-                name,
                 f"pulumi {' '.join(args)}, {n} agents, no change",
                 f"{ours:.2f} s; {api_text}",
                 f"{floor:.2f} s",
@@ -655,51 +586,52 @@ def size_rows(result: SizeResult) -> list[Row]:
                     "api_writes": result.writes[name],
                     "api_by_route": [stats["by_route"] for stats in result.api[name]],
                 },
+                key=name,
             )
         )
         if CANDIDATE in result.kinds():
             candidate = result.median(name, CANDIDATE)
             rows.append(
                 Row(
-                    f"{name}-candidate",
                     "  ours with oppie_pulumi from --candidate",
                     f"{candidate:.2f} s ({candidate / ours:.2f} x ours)",
                     f"{floor:.2f} s",
                     f"{candidate / floor:.2f}",
                     data={"seconds": result.seconds[name][CANDIDATE], "median": candidate, "path": CANDIDATE_PATH},
+                    key=f"{name}-candidate",
                 )
             )
         if FLOOR_IMPORT in result.kinds():
             with_import = result.median(name, FLOOR_IMPORT)
             rows.append(
                 Row(
-                    f"{name}-floor-importing",
                     "  the floor importing oppie_pulumi (--attribute)",
                     f"{with_import:.2f} s",
                     f"{floor:.2f} s",
                     f"{with_import / floor:.2f}",
                     data={"seconds": result.seconds[name][FLOOR_IMPORT], "median": with_import},
+                    key=f"{name}-floor-importing",
                 )
             )
     state = result.state
     rows.append(
         Row(
-            "export",
             f"pulumi stack export, bytes per agent ({n} agents)",
             f"{state['entry_bytes']:,.0f} B",
             f"{state['floor_entry_bytes']:,.0f} B",
             f"{state['entry_bytes'] / state['floor_entry_bytes']:.2f}",
             data=state,
+            key="export",
         )
     )
     rows.append(
         Row(
-            "pickle",
             "  of which the pickled provider",
             f"{state['pickle_bytes']} B ({state['provider_copies']} x {state['provider_base64_bytes']} B base64)",
             goal=f"<= {PICKLE_GOAL_BYTES} B",
             met=state["pickle_bytes"] <= PICKLE_GOAL_BYTES,
             data={"pickle_bytes": state["pickle_bytes"]},
+            key="pickle",
         )
     )
     return rows
@@ -755,7 +687,6 @@ def bench_rate(sizes: Sizes, folder: Path) -> list[Row]:
     deletes = destroy.api["by_status"].get("200", 0) + destroy.api["by_status"].get("204", 0)
     return [
         Row(
-            "rate-up",
             f"pulumi up --yes creating {n} agents at {pace}",
             f"{up.seconds:.1f} s; {failures} failed, {up_429} x 429",
             f"{up_floor:.1f} s (N x {window / limit:g} s); engine {floor_up.seconds:.1f} s",
@@ -772,9 +703,9 @@ def bench_rate(sizes: Sizes, folder: Path) -> list[Row]:
                 "window_seconds": window,
                 "limit_per_window": limit,
             },
+            key="rate-up",
         ),
         Row(
-            "rate-destroy",
             f"pulumi destroy --yes of those {n}, right after, same limit",
             f"{destroy.seconds:.1f} s; {left} left, {destroy_429} x 429",
             f"{destroy_floor:.1f} s (last POST + {window:g} s); engine {floor_destroy.seconds:.1f} s",
@@ -791,6 +722,7 @@ def bench_rate(sizes: Sizes, folder: Path) -> list[Row]:
                 "by_status": destroy.api["by_status"],
                 "by_route": destroy.api["by_route"],
             },
+            key="rate-destroy",
         ),
     ]
 
@@ -949,8 +881,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if profile:
         print_profile(profile)
     total = time.perf_counter() - started
-    judged = [row for row in rows if row.met is not None]
-    print(f"\n{sum(bool(row.met) for row in judged)} of {len(judged)} goals met; {total:.0f} s")
+    print(f"\n{goals_line(rows, total)}")
     if args.json:
         Path(args.json).write_text(
             json.dumps(

@@ -74,7 +74,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -84,12 +83,14 @@ import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import _report  # benchmarks/_report.py: the table, the agent and the checks engine.py shares
 import httpx
+from _report import Row, expect, goals_line, p95, print_table, progress, spec
 from pulumi.dynamic import Config, ConfigureRequest
 
 import oppie_pulumi.phone_agent as phone_agent
@@ -177,29 +178,6 @@ FULL = Sizes(
 # -- results ---------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    """One line of the table; ``data`` holds the numbers behind it for ``--json``."""
-
-    measurement: str
-    provider: str
-    floor: str = "-"
-    ratio: str = "-"
-    goal: str = "-"
-    met: bool | None = None
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def cells(self) -> tuple[str, ...]:
-        met = "-" if self.met is None else ("yes" if self.met else "NO")
-        return (self.measurement, self.provider, self.floor, self.ratio, self.goal, met)
-
-
-def p95(values: Sequence[float]) -> float:
-    """Nearest-rank 95th percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
-
-
 def summary_ms(samples_ns: Sequence[int]) -> dict[str, float]:
     values = [ns / 1e6 for ns in samples_ns]
     return {"median_ms": statistics.median(values), "p95_ms": p95(values), "n": len(values)}
@@ -221,39 +199,9 @@ def latency_row(measurement: str, provider_ns: Sequence[int], raw_ns: Sequence[i
     )
 
 
-def print_table(rows: Sequence[Row]) -> None:
-    lines = [TABLE_HEADER, *(row.cells() for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(TABLE_HEADER))]
-
-    def fmt(line: Sequence[str]) -> str:
-        return "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-
-    print(fmt(TABLE_HEADER))
-    print("  ".join("-" * width for width in widths))
-    for row in rows:
-        print(fmt(row.cells()))
-
-
 def machine() -> dict[str, Any]:
     """What the figures were measured on."""
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    try:
-        nproc = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        nproc = os.cpu_count() or 0
-    return {
-        "nproc": nproc,
-        "cpu": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "pulumi": metadata.version("pulumi"),
-        "httpx": metadata.version("httpx"),
-    }
+    return {**_report.machine(), "pulumi": metadata.version("pulumi"), "httpx": metadata.version("httpx")}
 
 
 # -- the sandbox, as its own process ---------------------------------------------------------------------
@@ -344,18 +292,6 @@ def populate(url: str, specs: Sequence[dict[str, Any]], threads: int = 4) -> lis
 # -- programs and state ----------------------------------------------------------------------------------
 
 
-def spec(i: int, **extra: Any) -> dict[str, Any]:
-    """A typical agent, as a program declares it (Python names)."""
-    return {
-        "name": f"Support line {i}",
-        "language": "en",
-        "instructions": ["Be brief", "Hand off billing questions"],
-        "first_message": "Hi, how can I help?",
-        "handoff_phone_number": "+14155550123",
-        **extra,
-    }
-
-
 def declare(specs: Sequence[dict[str, Any]], prefix: str = "agent") -> list[Registration]:
     """What a program declaring one ``PhoneAgent`` per spec registers (names ``{prefix}-{i}``)."""
 
@@ -406,12 +342,6 @@ def timed(fn: Callable[[], Any]) -> tuple[int, Any]:
     start = time.perf_counter_ns()
     result = fn()
     return time.perf_counter_ns() - start, result
-
-
-def expect(condition: bool, message: str) -> None:
-    """A benchmark that measured the wrong thing must say so, not print a figure."""
-    if not condition:
-        raise RuntimeError(f"benchmark sanity check failed: {message}")
 
 
 # -- 1 and 2: per-operation latency ----------------------------------------------------------------------
@@ -910,12 +840,6 @@ def bench_declare(sizes: Sizes, rows: list[Row]) -> None:
 # -- main ------------------------------------------------------------------------------------------------
 
 SECTIONS = ("latency", "stack", "preview", "refresh", "rate", "declare")
-_STARTED = time.perf_counter()
-
-
-def progress(section: str) -> None:
-    """Say on stderr what is running, so that a long run shows where it is."""
-    print(f"[{time.perf_counter() - _STARTED:6.1f} s] {section}", file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -975,9 +899,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             timings[name] = time.perf_counter() - start
 
     print()
-    print_table(rows)
+    print_table(TABLE_HEADER, [row.cells() for row in rows])
     total = time.perf_counter() - started
-    print(f"\n{sum(r.met is True for r in rows)} of {sum(r.met is not None for r in rows)} goals met; {total:.0f} s")
+    print(f"\n{goals_line(rows, total)}")
     if args.json:
         Path(args.json).write_text(
             json.dumps(

@@ -32,7 +32,7 @@ def test_benchmark_smoke_run_exits_zero_and_prints_the_table(tmp_path: Path) -> 
     assert header is not None, result.stdout[-3000:]
     assert header.split() == ["measurement", "provider", "raw/floor", "ratio", "goal", "met?"]
     rows = json.loads(figures.read_text())["rows"]
-    assert {row["measurement"].split(",")[0] for row in rows} >= {"create", "read", "update", "delete"}
+    assert {row["figure"].split(",")[0] for row in rows} >= {"create", "read", "update", "delete"}
 
 
 @pytest.mark.realcli

@@ -20,32 +20,14 @@ if [[ -z "$version" ]]; then
   echo "install.sh: tools/pulumi-yaml/go.mod pins no github.com/pulumi/pulumi-yaml" >&2
   exit 2
 fi
-bin="$root/.tools/pulumi-yaml-$version/bin"
 
-if [[ "${1:-}" != "--build" ]] && own="$(command -v pulumi-language-yaml 2>/dev/null)" &&
-  [[ "$own" != "$bin/pulumi-language-yaml" ]]; then
-  echo "using the YAML language host on PATH: $own" >&2
-  dirname "$own"
-  exit 0
-fi
+build() {
+  cd "$here"
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=$version" \
+    -o "$1/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml
+}
 
-if [[ -f "$bin/.complete" ]]; then
-  echo "$bin"
-  exit 0
-fi
-
-if ! command -v go >/dev/null 2>&1; then
-  echo "install.sh: no pulumi-language-yaml on PATH and no Go toolchain to build one." >&2
-  echo "  Install the Pulumi CLI (its release ships the YAML host) or Go 1.26+, then run this again." >&2
-  exit 2
-fi
-
-echo "building pulumi-language-yaml $version into $bin (first run only: minutes on 2 cores)..." >&2
-started=$SECONDS
-mkdir -p "$bin"
-cd "$here"
-ldflags="-s -w -X github.com/pulumi/pulumi-yaml/pkg/version.Version=$version"
-go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-yaml" github.com/pulumi/pulumi-yaml/cmd/pulumi-language-yaml
-touch "$bin/.complete"
-echo "built pulumi-language-yaml $version in $((SECONDS - started)) s" >&2
-echo "$bin"
+# shellcheck source=../find-or-build.sh
+source "$here/../find-or-build.sh"
+find_or_build pulumi-language-yaml "$root/.tools/pulumi-yaml-$version/bin" "YAML language host $version" \
+  "Install the Pulumi CLI (its release ships the YAML host) or Go 1.26+, then run this again." build "${1:-}"

@@ -15,36 +15,20 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 version="$(awk '$1 == "github.com/pulumi/pulumi/pkg/v3" { print $2 }' "$here/go.mod")"
-bin="$root/.tools/pulumi-$version/bin"
 
-if [[ "${1:-}" != "--build" ]] && own="$(command -v pulumi 2>/dev/null)" && [[ "$own" != "$bin/pulumi" ]]; then
-  echo "using the Pulumi CLI on PATH: $own ($("$own" version 2>/dev/null || echo 'version unknown'))" >&2
-  dirname "$own"
-  exit 0
-fi
+build() {
+  local bin="$1" ldflags sdk
+  cd "$here"
+  ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version"
+  go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+  go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-python" ./cmd/pulumi-language-python
+  sdk="$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
+  install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
+  install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$bin/pulumi-resource-pulumi-python"
+  "$bin/pulumi" version >/dev/null
+}
 
-if [[ -f "$bin/.complete" ]]; then
-  echo "$bin"
-  exit 0
-fi
-
-if ! command -v go >/dev/null 2>&1; then
-  echo "install.sh: no Pulumi CLI on PATH and no Go toolchain to build one." >&2
-  echo "  Install the Pulumi CLI (https://www.pulumi.com/docs/install/) or Go 1.26+, then run this again." >&2
-  exit 2
-fi
-
-echo "building the Pulumi CLI $version into $bin (first run only: several minutes on 2 cores)..." >&2
-started=$SECONDS
-mkdir -p "$bin"
-cd "$here"
-ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$version"
-go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-python" ./cmd/pulumi-language-python
-sdk="$(go list -m -f '{{.Dir}}' github.com/pulumi/pulumi/sdk/v3)"
-install -m 0755 "$sdk/python/cmd/pulumi-language-python-exec" "$bin/pulumi-language-python-exec"
-install -m 0755 "$sdk/python/dist/pulumi-resource-pulumi-python" "$bin/pulumi-resource-pulumi-python"
-"$bin/pulumi" version >/dev/null
-touch "$bin/.complete"
-echo "built the Pulumi CLI $version in $((SECONDS - started)) s" >&2
-echo "$bin"
+# shellcheck source=../find-or-build.sh
+source "$here/../find-or-build.sh"
+find_or_build pulumi "$root/.tools/pulumi-$version/bin" "Pulumi CLI $version" \
+  "Install the Pulumi CLI (https://www.pulumi.com/docs/install/) or Go 1.26+, then run this again." build "${1:-}"
