@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -14,6 +15,15 @@ from oppie_pulumi.testing import Engine, ProviderHost, Registration, run_program
 
 # Distinctive, so a scan for it in state, logs and messages cannot match anything by chance.
 TOKEN = "tok_TEST_9f8e7d6c5b4a"
+
+
+def examples(full: int) -> int:
+    """How many generated inputs a property test tries: ``full`` in CI and ``make test``; a tenth under
+    ``make mutation``, where the suite runs once per mutant (mutmut sets ``MUTANT_UNDER_TEST`` in its workers):
+    the hand-picked cases beside each property test still run whole, and a tenth of the generated ones keeps
+    the run within hours instead of a day."""
+    return max(full // 10, 50) if os.environ.get("MUTANT_UNDER_TEST") else full
+
 
 HostFactory = Callable[..., AbstractContextManager[ProviderHost]]
 StateFactory = Callable[..., AbstractContextManager[Engine]]

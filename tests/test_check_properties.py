@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from oppie_pulumi import PhoneAgentProvider
 from oppie_pulumi._models import MODELS
 
+from .support import examples
+
 provider = PhoneAgentProvider()
 
 texts = st.text(max_size=40)
@@ -140,7 +142,7 @@ def test_the_oracle_knows_what_the_api_refuses() -> None:
     assert is_valid("data_collection_webhook_url", "https://hooks.example.com:443/x?a=b#c")
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), suppress_health_check=[HealthCheck.too_slow])
 @given(valid_specs())
 def test_valid_specs_produce_no_failure(spec: dict[str, Any]) -> None:
     result = provider.check({}, spec)
@@ -148,7 +150,7 @@ def test_valid_specs_produce_no_failure(spec: dict[str, Any]) -> None:
     assert result.inputs["name"] == spec["name"]
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1500), suppress_health_check=[HealthCheck.too_slow])
 @given(valid_specs(), st.sampled_from([*sorted(VALID), "name"]), st.data())
 def test_each_invalid_property_is_named_and_check_never_raises(
     spec: dict[str, Any], prop: str, data: st.DataObject
@@ -165,7 +167,7 @@ def test_each_invalid_property_is_named_and_check_never_raises(
         assert all(f.reason for f in result.failures)
 
 
-@settings(max_examples=1000)
+@settings(max_examples=examples(1000))
 @given(st.dictionaries(texts, anything, max_size=8))
 def test_check_never_raises_on_arbitrary_property_bags(news: dict[str, Any]) -> None:
     result = provider.check({}, news)

@@ -23,7 +23,7 @@ from oppie_pulumi.cli import main
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import Registration, StateEntry, run_program
 
-from .support import TOKEN, StateFactory
+from .support import TOKEN, StateFactory, examples
 
 PHONE_AGENT = "pulumi-python:dynamic/oppie:PhoneAgent"
 
@@ -156,7 +156,7 @@ def test_names_with_quotes_unicode_and_newlines_generate_valid_python_that_keeps
     }
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.text(), min_size=1, max_size=4))
 def test_any_text_round_trips_through_a_literal_and_a_logical_name(values: list[str]) -> None:
     for value in values:

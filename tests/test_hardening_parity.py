@@ -27,9 +27,9 @@ from oppie_pulumi import PhoneAgentProvider
 from oppie_pulumi._models import API_NAMES, MODELS, NEWER_MODELS
 from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve
 
-from .support import TOKEN
+from .support import TOKEN, examples
 
-EXAMPLES = int(os.environ.get("OPPIE_PARITY_EXAMPLES", "1500"))
+EXAMPLES = int(os.environ.get("OPPIE_PARITY_EXAMPLES", examples(1500)))
 
 # Any code point, lone surrogates included (hypothesis leaves them out unless asked).
 any_char = st.characters(exclude_categories=())
