@@ -301,7 +301,7 @@ class PhoneApiClient:
         except (httpx.LocalProtocolError, httpx.UnsupportedProtocol, httpx.InvalidURL, UnicodeEncodeError) as exc:
             # Refused by the client itself: the message of these exceptions quotes the offending value (the
             # Authorization header, escaped), so only its kind is kept.
-            unsendable = _why_unsendable(exc, headers)
+            unsendable = _why_unsendable(exc, headers, path)
         except httpx.TransportError as exc:
             unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
             kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
@@ -468,16 +468,26 @@ class _Unsendable(TransportError):
     """The client could not send the request at all; repeating it would fail the same way."""
 
 
-def _why_unsendable(exc: Exception, headers: dict[str, str]) -> str:
+def _why_unsendable(exc: Exception, headers: dict[str, str], path: str) -> str:
     """What kept a request from being sent, without quoting the value (it may be the token)."""
-    if isinstance(exc, UnicodeEncodeError) and exc.object not in headers.values():
-        return "its body holds text that cannot be encoded as UTF-8, such as a lone surrogate"
-    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol):
+    # httpx's UnicodeEncodeError holds only the piece it could not encode: ask which input cannot be encoded.
+    unencodable = isinstance(exc, UnicodeEncodeError) and exc.object not in headers.values()
+    if isinstance(exc, httpx.InvalidURL | httpx.UnsupportedProtocol) or (unencodable and not _encodable(path)):
         return "its URL holds a character HTTP cannot carry: check oppie:baseUrl and the agent id"
+    if unencodable:
+        return "its body holds text that cannot be encoded as UTF-8, such as a lone surrogate"
     return (
         "a header holds a character no HTTP header can carry (a control or non-ASCII character): check "
         "oppie:apiToken / OPPIE_API_TOKEN; the value is not shown"
     )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -58,6 +58,7 @@ class Registration:
     type: str
     name: str
     inputs: dict[str, Any]
+    id: str | None = None  # the id a lookup (``PhoneAgent.get``) reads; None for a resource to manage
 
     @property
     def urn(self) -> str:
@@ -82,7 +83,7 @@ def run_program(
     class _Capture(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
             with lock:
-                captured.append(Registration(args.typ, args.name, dict(args.inputs)))
+                captured.append(Registration(args.typ, args.name, dict(args.inputs), args.resource_id or None))
             return f"{args.name}-mock-id", dict(args.inputs)
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:

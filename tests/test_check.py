@@ -234,3 +234,21 @@ def test_a_quoted_enum_value_is_capped_at_60_characters(prop: str) -> None:
 def test_a_huge_unknown_property_name_is_capped_in_the_failure() -> None:
     found = provider.check({}, {"name": "A", "k" * 100_000: 1}).failures
     assert len(found) == 1 and len(found[0].property) < 100 and len(found[0].reason) < 400
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (["oppie-vox"], "a list"),
+        ({"name": "oppie-vox"}, "a mapping"),
+        (3, "3"),
+        (2.5, "2.5"),
+        (True, "True"),
+        (b"oppie-vox", "bytes"),
+        ("gpt-4", "'gpt-4'"),
+    ],
+)
+def test_a_bad_model_says_what_was_given_by_value_for_a_scalar_and_by_kind_for_the_rest(value: Any, shown: str) -> None:
+    [failure] = provider.check({}, {"name": "Support", "model": value}).failures
+    assert failure.property == "model"
+    assert failure.reason.endswith(f", got {shown}"), failure.reason

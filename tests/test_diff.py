@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from oppie_pulumi import PhoneAgentProvider
-from oppie_pulumi.phone_agent import UNKNOWN
+from oppie_pulumi.phone_agent import REASSIGNED, UNKNOWN, _Run
 
 provider = PhoneAgentProvider()
 
@@ -95,3 +95,31 @@ def test_unknown_value_in_preview_is_a_possible_change() -> None:
 def test_changing_adopt_id_after_create_is_no_change() -> None:
     olds = {**OUTPUTS, "adopt_id": "a"}
     assert provider.diff("id1", olds, inputs(adopt_id="b")).changes is False
+
+
+def test_a_phone_number_the_api_reassigned_since_the_last_deployment_is_an_update() -> None:
+    """read() marks identity outputs that changed under the stack (REASSIGNED); the next diff must show them."""
+    olds = {**OUTPUTS, REASSIGNED: {"phone_number": "+15550000009"}}
+    result = provider.diff("id1", olds, inputs())
+    assert (result.changes, result.replaces) == (True, [])
+    # A replacement asked for at the same time still stands.
+    assert provider.diff("id1", olds, inputs(model="oppie-vox-2")).replaces == ["model"]
+
+
+def test_an_empty_reassigned_mark_is_no_change() -> None:
+    assert provider.diff("id1", {**OUTPUTS, REASSIGNED: {}}, inputs()).changes is False
+
+
+def test_a_model_missing_from_an_old_state_is_neither_a_change_nor_a_replacement() -> None:
+    """A state written before a field existed lacks it: replacing a working agent on that ground would be wrong."""
+    olds = {k: v for k, v in OUTPUTS.items() if k != "model"}
+    result = provider.diff("id1", olds, inputs())
+    assert (result.changes, result.replaces) == (False, [])
+
+
+def test_a_diff_tells_the_run_that_the_stack_holds_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So that a create adopting that agent later in the same run is a replacement (see _Run)."""
+    monkeypatch.setattr(_Run, "held", set())
+    monkeypatch.setattr(_Run, "vanished", set())
+    provider.diff("ph_held", OUTPUTS, inputs())
+    assert _Run.is_replacement("ph_held") and not _Run.is_replacement("ph_other")

@@ -84,9 +84,29 @@ def test_a_request_that_could_not_be_sent_is_not_an_ambiguous_create(sandbox: Sa
         client.create({"name": "Support"}, label="'Support'")
 
     assert caught.value.may_have_reached_api is False
-    assert "could not be sent" in str(caught.value)
+    assert "could not be sent (a header holds a character no HTTP header can carry (a control or non-ASCII " in str(
+        caught.value
+    )
+    assert "check oppie:apiToken / OPPIE_API_TOKEN; the value is not shown" in str(caught.value)
     assert token not in str(caught.value) and "tok_bad" not in str(caught.value)
     assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("agent_id", ["ph_1\nX", "ph_1 \x00", "ph_1\udc80"], ids=["newline", "nul", "surrogate"])
+def test_an_agent_id_no_url_can_carry_is_named_as_the_reason_nothing_was_sent(
+    sandbox: SandboxServer, agent_id: str
+) -> None:
+    """Regression: an id holding a lone surrogate was reported as a body that cannot be encoded."""
+    client = PhoneApiClient(Settings(api_token=TOKEN, base_url=sandbox.url))
+
+    with pytest.raises(TransportError) as caught:
+        client.delete(agent_id, label="'Support'")
+
+    assert "could not be sent (its URL holds a character HTTP cannot carry: check oppie:baseUrl and the agent id)" in (
+        str(caught.value)
+    )
+    assert caught.value.may_have_reached_api is False
     assert sandbox.stats()["requests"] == 0
 
 

@@ -99,8 +99,11 @@ def scripted() -> Iterator[tuple[Scripted, PhoneAgentProvider]]:
 def test_list_that_is_not_an_array_is_a_malformed_response(scripted: tuple[Scripted, PhoneAgentProvider]) -> None:
     script, provider = scripted
     script.on("GET /phone", json_reply(200, {"data": []}))
-    with pytest.raises(MalformedResponse, match="expected a JSON array of agents"):
+    with pytest.raises(MalformedResponse, match="expected a JSON array of agents") as caught:
         provider.read("a1", {})
+    error = caught.value
+    assert (error.operation, error.method, error.path) == ("read phone agent a1", "GET", "/phone")
+    assert error.status_code == 200
 
 
 def test_listed_agent_without_an_id_is_a_malformed_response(scripted: tuple[Scripted, PhoneAgentProvider]) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 
-from oppie_pulumi import PhoneAgentProvider
+from oppie_pulumi import NotFound, PhoneAgent, PhoneAgentProvider
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import StateEntry
+from oppie_pulumi.testing import StateEntry, run_program
 
 from .support import TOKEN, StateFactory, agents_program
 
@@ -45,3 +46,27 @@ def test_back_to_back_reads_share_one_list(sandbox: SandboxServer) -> None:
     for _ in range(20):
         assert provider.read(created.id, {}).id == created.id
     assert sandbox.stats()["by_route"] == {"GET /phone": 1}
+
+
+def test_get_of_an_id_no_agent_has_is_a_not_found_naming_the_lookup(sandbox: SandboxServer) -> None:
+    """An empty read would be taken by the engine as found with every output None; the error carries what any
+    API error carries (operation, method, path, status, message), as the list answered it."""
+    [registration] = run_program(lambda: PhoneAgent.get("legacy", "ph_missing"))
+    assert registration.id == "ph_missing"
+    provider = PhoneAgentProvider()
+    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+
+    with pytest.raises(NotFound) as caught:
+        provider.read("ph_missing", registration.inputs)
+
+    error = caught.value
+    assert str(error).startswith(
+        "look up phone agent 'ph_missing' (PhoneAgent.get) failed: no agent with id 'ph_missing' exists"
+    )
+    assert (error.operation, error.method, error.path, error.status_code, error.api_message) == (
+        "look up phone agent 'ph_missing' (PhoneAgent.get)",
+        "GET",
+        "/phone",
+        404,
+        "not in GET /phone",
+    )
