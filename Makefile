@@ -19,7 +19,7 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 WITH_PULUMI = set -e; cli_dir="$$(tools/pulumi/install.sh)"; export PATH="$$cli_dir:$$PATH";
 
 .PHONY: setup test lint up down preview refresh sandbox sandbox-start sandbox-stop stack-select bench examples \
-	reliability mutation cli cli-yaml plugin sdk clean
+	reliability mutation cli cli-yaml plugin sdk typescript clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,13 @@ lint: setup
 
 # The CLI first: the real-engine tier needs it. Outside CI a machine with neither Go nor a pulumi skips that
 # tier (saying why); under CI=true the tier fails instead, so CI can never pass without it.
-# The YAML language host too (the plugin's YAML program): built here, before pytest, so that a first build on a
-# fresh machine does not count against a test's timeout.
+# The YAML language host too (the plugin's YAML program), and the TypeScript example's SDK and node_modules (the
+# plugin's TypeScript program; Node.js and npm needed): prepared here, before pytest, so that a first build or
+# install on a fresh machine does not count against a test's timeout.
 test: lint
 	tools/pulumi/install.sh >/dev/null || [ "$${CI:-}" != true ]
 	tools/pulumi-yaml/install.sh --build >/dev/null || [ "$${CI:-}" != true ]
+	$(MAKE) --no-print-directory typescript >/dev/null || [ "$${CI:-}" != true ]
 	$(BIN)/pytest -q
 
 # Find or build the Pulumi CLI (minutes the first time, instant after).
@@ -55,9 +57,30 @@ cli-yaml:
 plugin: setup
 	plugin/package.sh
 
-# The Python SDK of the plugin, generated from its schema into sdk/python.
+# The SDKs of the plugin, generated from its schema: sdk/python (pulumi_oppie) and sdk/nodejs (@oppie/pulumi-oppie).
+# The plugin is named by its path: a bare `plugin/...` would be looked up in Pulumi's registry.
 sdk: setup
-	@$(WITH_PULUMI) pulumi package gen-sdk plugin/pulumi-resource-oppie --language python --out sdk
+	@$(WITH_PULUMI) pulumi package gen-sdk $(CURDIR)/plugin/pulumi-resource-oppie --language python --out sdk
+	@$(MAKE) --no-print-directory -B sdk/nodejs/package.json
+
+# --local: a TypeScript SDK that compiles itself when installed (a postinstall running tsc; main: bin/index.js), so a
+# program can depend on the folder (`file:../../sdk/nodejs`) without a build step of its own. Regenerated when the
+# schema's sources change. The plugin runs from the checkout's .venv (`make setup`; `make test` makes it first).
+sdk/nodejs/package.json: $(wildcard oppie_pulumi/provider/*.py) oppie_pulumi/_models.py oppie_pulumi/_config.py
+	@$(WITH_PULUMI) pulumi package gen-sdk $(CURDIR)/plugin/pulumi-resource-oppie --language nodejs --out sdk --local
+
+# The TypeScript example's node_modules: `npm ci` from its package-lock.json, the generated SDK copied in
+# (install-links in its .npmrc) and compiled by its postinstall. Redone when the lock file or the SDK changes. npm
+# 11 warns that it will block dependencies' install scripts unless approved, and its approvals name a `file:`
+# dependency by absolute path only; so a blocked postinstall is caught here rather than committed as approved.
+TS_EXAMPLE := examples/typescript-phone-agents
+$(TS_EXAMPLE)/node_modules/.package-lock.json: $(TS_EXAMPLE)/package-lock.json sdk/nodejs/package.json
+	cd $(TS_EXAMPLE) && npm ci --no-audit --no-fund
+	@test -f $(TS_EXAMPLE)/node_modules/@oppie/pulumi-oppie/bin/index.js || { rm -f $@; \
+	  echo "npm skipped the SDK's postinstall (tsc): run \`npm install-scripts approve @oppie/pulumi-oppie\`" \
+	    "in $(TS_EXAMPLE), then make typescript again" >&2; exit 1; }
+
+typescript: $(TS_EXAMPLE)/node_modules/.package-lock.json
 
 # The provider in-process and through its host (run.py), then the real CLI against the engine's floor (engine.py).
 bench: setup
@@ -72,12 +95,14 @@ examples: setup
 reliability: setup
 	$(BIN)/python benchmarks/reliability.py
 
-# Mutation testing of _client.py, _models.py and phone_agent.py ([tool.mutmut] in pyproject.toml): about an hour
-# on 2 cores, so not part of `make test` or CI. `mutmut results` lists the survivors, `mutmut show <name>` one.
+# Mutation testing of _client.py, _models.py and phone_agent.py ([tool.mutmut] in pyproject.toml): hours on 2
+# cores, so not part of `make test` or CI (docs/mutation.md). mutmut's pass, then the provider-host pass: the tests
+# that run the provider in the real dynamic host, a child process mutmut cannot see into, judge what mutmut left
+# alive. `mutmut show <name>` shows one mutant.
 mutation: setup
 	$(BIN)/pip install --quiet -e '.[mutation]'
 	$(BIN)/mutmut run --max-children 2
-	$(BIN)/mutmut results
+	$(BIN)/python tools/mutation_host_pass.py
 
 # -- the root stack against the sandbox ----------------------------------------------------------
 sandbox-start: setup
@@ -120,4 +145,4 @@ down: sandbox-start stack-select
 	$(MAKE) sandbox-stop
 
 clean: sandbox-stop
-	rm -rf $(VENV) .pulumi-state $(SANDBOX_DIR) .pytest_cache .mypy_cache .ruff_cache dist sdk
+	rm -rf $(VENV) .pulumi-state $(SANDBOX_DIR) .pytest_cache .mypy_cache .ruff_cache dist sdk $(TS_EXAMPLE)/node_modules

@@ -137,8 +137,15 @@ def test_adopting_an_id_that_does_not_exist_fails_naming_the_id(
         summary = engine.up(agents_program({**DECLARED, "adopt_id": missing}))
     message = summary.failed["support"]
     assert "NotFound" in message
-    assert f"no agent with id {missing!r} exists in this organisation" in message
-    assert "adopt_id" in message and "oppie-pulumi generate" in message
+    assert f"adopt phone agent 'Legacy support' ({missing}) failed: no agent with id {missing!r} exists in this " in (
+        message
+    )
+    # The fix for each way this happens: a mistyped id, or an agent this stack adopted and someone deleted since.
+    assert (
+        "If adopt_id is mistyped, correct it (`oppie-pulumi generate` lists the ids); if this stack adopted that "
+        "agent before and it was deleted elsewhere since, remove adopt_id (it has done its job) and run `pulumi up` "
+        "again to create a new agent (`pulumi up --refresh` does that by itself when it sees the agent gone)"
+    ) in message
     assert state == {} and len(sandbox.agents()) == 1  # nothing created instead
     assert "POST /phone" not in sandbox.stats()["by_route"]
 

@@ -4,7 +4,9 @@
 #
 # Without --build, a BINARY on PATH (other than ours) is used as is. Otherwise BIN_DIR holds the pinned build;
 # its `.complete` stamp is written only after BUILD_FUNCTION (called with BIN_DIR) succeeded, so a build cut
-# short is redone rather than half-used. Prints the folder to put on PATH as the last line of stdout; progress
+# short is redone rather than half-used. The stamp holds $FIND_OR_BUILD_STAMP (empty if unset), which a caller
+# sets to what its build makes (the binaries, a hash of its own sources): a folder stamped otherwise, e.g. built
+# before a binary was added, is rebuilt. Prints the folder to put on PATH as the last line of stdout; progress
 # and errors go to stderr. Exits 2 when there is neither a binary on PATH nor Go to build one (HINT says what
 # to install).
 find_or_build() {
@@ -14,7 +16,7 @@ find_or_build() {
     dirname "$own"
     return 0
   fi
-  if [[ -f "$bin/.complete" ]]; then
+  if [[ -f "$bin/.complete" ]] && [[ "$(cat "$bin/.complete")" == "${FIND_OR_BUILD_STAMP:-}" ]]; then
     echo "$bin"
     return 0
   fi
@@ -25,9 +27,10 @@ find_or_build() {
   fi
   echo "building the $label into $bin (first run only: minutes on 2 cores)..." >&2
   started=$SECONDS
+  rm -f "$bin/.complete"
   mkdir -p "$bin"
   "$build" "$bin"
-  touch "$bin/.complete"
+  printf '%s\n' "${FIND_OR_BUILD_STAMP:-}" >"$bin/.complete"
   echo "built the $label in $((SECONDS - started)) s" >&2
   echo "$bin"
 }

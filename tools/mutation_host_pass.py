@@ -28,7 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = ROOT / "mutants"
-RESULTS = MUTANTS / "host-pass.json"
+# One file a kind of pass: the provider-host tests, and every test of given files (a re-judge after tests changed).
+RESULTS = {False: MUTANTS / "host-pass.json", True: MUTANTS / "every-test-pass.json"}
 # mutmut's exit codes (mutmut/stats.py): what each verdict of the first pass means here.
 SURVIVED, NO_TESTS = 0, 33
 UNJUDGED = (SURVIVED, NO_TESTS, 5)
@@ -60,7 +61,9 @@ def test_files() -> list[str]:
     return [arg for arg in config["pytest_add_cli_args_test_selection"] if arg.startswith("tests/")]
 
 
-def judge(mutant: str, files: list[str], timeout: float, plugin_dir: Path) -> tuple[str, str, float]:
+def judge(
+    mutant: str, files: list[str], timeout: float, plugin_dir: Path, every_test: bool = False
+) -> tuple[str, str, float]:
     """``killed`` (and the first test that failed), ``survived`` or ``timeout``."""
     env = {
         **os.environ,
@@ -68,7 +71,8 @@ def judge(mutant: str, files: list[str], timeout: float, plugin_dir: Path) -> tu
         "PY_IGNORE_IMPORTMISMATCH": "1",
         "PYTHONPATH": str(plugin_dir),
     }
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "host_only", "-rf", *files]
+    only = [] if every_test else ["-p", "host_only"]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *only, "-rf", *files]
     started = time.monotonic()
     try:
         done = subprocess.run(command, cwd=MUTANTS, env=env, capture_output=True, text=True, timeout=timeout)
@@ -90,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tests", nargs="+", metavar="FILE", help="these test files only (default: every file mutmut runs)"
     )
+    parser.add_argument(
+        "--every-test",
+        action="store_true",
+        help="run every test of the files, not only the provider-host ones (to re-judge after tests changed)",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per mutant")
     args = parser.parse_args(argv)
@@ -98,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no mutants/ folder: run `mutmut run` first (make mutation does both)")
     verdicts = mutmut_verdicts()
     todo = sorted(name for name, code in verdicts.items() if code in UNJUDGED and fnmatch.fnmatchcase(name, args.only))
-    results: dict[str, dict[str, object]] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    path = RESULTS[args.every_test]
+    results: dict[str, dict[str, object]] = json.loads(path.read_text()) if path.exists() else {}
     todo = [name for name in todo if name not in results]
     plugin_dir = MUTANTS / ".host-pass"
     plugin_dir.mkdir(exist_ok=True)
@@ -107,20 +117,30 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(todo)} mutants to judge with the provider-host tests of {len(files)} files", file=sys.stderr)
 
     def one(name: str) -> None:
-        verdict, test, seconds = judge(name, files, args.timeout, plugin_dir)
+        verdict, test, seconds = judge(name, files, args.timeout, plugin_dir, args.every_test)
         results[name] = {"mutmut": verdicts[name], "verdict": verdict, "killed_by": test, "seconds": round(seconds, 1)}
-        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True))
+        path.write_text(json.dumps(results, indent=1, sort_keys=True))
         print(f"{verdict:8} {seconds:6.1f} s  {name}", file=sys.stderr, flush=True)
 
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(one, todo))
 
-    report(verdicts, results)
+    report(verdicts, merged())
     return 0
 
 
+def merged() -> dict[str, dict[str, object]]:
+    """Every pass's verdicts, a kill in any of them winning."""
+    found: dict[str, dict[str, object]] = {}
+    for path in RESULTS.values():
+        for name, result in (json.loads(path.read_text()) if path.exists() else {}).items():
+            if name not in found or result["verdict"] in ("killed", "timeout"):
+                found[name] = result
+    return found
+
+
 def report(verdicts: dict[str, int | None], results: dict[str, dict[str, object]]) -> None:
-    """The kill rate of both passes together, by module, and every mutant still alive."""
+    """The kill rate of every pass together, by module, and every mutant still alive."""
     columns = ("mutants", "killed", "survived", "other", "not run")
     by_module: dict[str, dict[str, int]] = {}
     alive = []
@@ -139,14 +159,14 @@ def report(verdicts: dict[str, int | None], results: dict[str, dict[str, object]
             row["other"] += 1
     total = {key: sum(row[key] for row in by_module.values()) for key in columns}
     for module, row in [*sorted(by_module.items()), ("all", total)]:
-        judged = row["killed"] + row["survived"]
-        rate = f"{100 * row['killed'] / judged:.1f} %" if judged else "-"
+        decided = row["killed"] + row["survived"]
+        rate = f"{100 * row['killed'] / decided:.1f} %" if decided else "-"
         print(f"{module:28} " + "  ".join(f"{row[key]:5} {key}" for key in columns) + f"  kill rate {rate}")
     if alive:
-        print(f"\nstill alive after both passes ({len(alive)}); `mutmut show NAME` shows one:")
+        print(f"\nstill alive after every pass ({len(alive)}); `mutmut show NAME` shows one:")
         for name in sorted(alive):
-            judged = "" if name in results else "  (not yet judged by the host tests)"
-            print(f"  {name}{judged}")
+            note = "" if name in results else "  (not yet judged by the second pass)"
+            print(f"  {name}{note}")
 
 
 if __name__ == "__main__":
