@@ -11,7 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pulumi.dynamic import Config, ConfigureRequest
 
+from oppie_pulumi import PhoneAgentProvider, Unauthorized
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import StateEntry
 
@@ -249,3 +251,20 @@ def test_changing_the_model_of_an_adopted_agent_replaces_it(sandbox: SandboxServ
     assert summary.replaced == ["support"], summary.failed
     [replacement] = sandbox.agents()
     assert replacement["id"] != live["id"] and replacement["model"] == "oppie-vox-2"
+
+
+def test_an_adoption_whose_list_fails_names_the_adoption_and_the_agent(sandbox: SandboxServer) -> None:
+    live = post_agent(sandbox, LEGACY)
+    provider = PhoneAgentProvider()
+    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    declared = {k: v for k, v in DECLARED.items() if k != "resource"}
+    inputs = provider.check({}, {**declared, "adopt_id": live["id"]}).inputs
+    sandbox.set_faults(fail_next=1, fail_status=401)
+
+    with pytest.raises(Unauthorized) as caught:
+        provider.create(inputs)
+
+    assert str(caught.value).startswith(
+        f"adopt phone agent 'Legacy support' ({live['id']}) failed: GET /phone answered 401"
+    )
+    assert caught.value.operation == f"adopt phone agent 'Legacy support' ({live['id']})"

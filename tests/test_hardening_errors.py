@@ -229,3 +229,36 @@ def test_a_delete_that_did_not_land_fails_with_its_own_error_after_a_look(sandbo
 
     assert str(caught.value).startswith(f"delete phone agent 'Support' ({agent_id}) failed: DELETE /phone/{agent_id}")
     assert [agent["id"] for agent in sandbox.agents()] == [agent_id]
+
+
+def test_an_update_sends_a_one_code_language_list_as_the_code(sandbox: SandboxServer) -> None:
+    """The API's bodies document one language code; a declared list of one is that code."""
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    sandbox.reset_stats()
+
+    provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "language": ["fr"]}).inputs)
+
+    assert [write["body"] for write in sandbox.writes() if write["method"] == "PATCH"] == [{"language": "fr"}]
+
+
+def test_an_update_that_could_not_be_sent_fails_without_looking_for_the_agent(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url)
+    _, outs = created(provider)
+    sandbox.reset_stats()
+
+    with pytest.raises(TransportError, match="could not be sent"):
+        provider.update("ph_1\nX", outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
+
+    assert sandbox.stats()["requests"] == 0
+
+
+def test_an_update_that_kept_failing_of_an_agent_deleted_meanwhile_raises_the_api_error(sandbox: SandboxServer) -> None:
+    """After the retries, the look finds no agent: the error is the API's, not a crash on the missing agent."""
+    provider = configured(sandbox.url)  # maxRetries 2: three PATCH attempts
+    agent_id, outs = created(provider)
+    httpx.delete(f"{sandbox.url}/phone/{agent_id}", headers={"Authorization": f"Bearer {TOKEN}"})
+    sandbox.set_faults(fail_next=3)
+
+    with pytest.raises(ServerError, match="answered 503"):
+        provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)

@@ -32,7 +32,7 @@ from oppie_pulumi import (
     TransportError,
     Unauthorized,
 )
-from oppie_pulumi._client import PhoneApiClient
+from oppie_pulumi._client import PhoneApiClient, _snippet
 
 SCRIPTED_TOKEN = "tok_scripted_123456"
 
@@ -340,3 +340,23 @@ def test_a_body_that_cannot_be_encoded_is_never_sent(scripted: tuple[Scripted, P
         client.create({"name": "A\ud800"}, label="'A'")
     assert "could not be sent (its body holds text that cannot be encoded as UTF-8" in str(caught.value)
     assert caught.value.may_have_reached_api is False and script.seen == []
+
+
+def test_a_patch_answered_with_something_not_an_agent_is_a_malformed_response_naming_the_update(
+    scripted: tuple[Scripted, PhoneAgentProvider],
+) -> None:
+    script, provider = scripted
+    script.on("PATCH /phone/a1", json_reply(200, {"rows": 1}))
+    script.on("GET /phone", json_reply(200, []))  # the look for whether the update landed anyway
+    with pytest.raises(MalformedResponse) as caught:
+        provider.update("a1", {"name": "A"}, provider.check({}, {"name": "B"}).inputs)
+    error = caught.value
+    assert (error.method, error.path, error.status_code) == ("PATCH", "/phone/a1", 200)
+    assert error.operation == "update phone agent 'B' (a1)"
+    assert str(error).startswith("update phone agent 'B' (a1) failed: PATCH /phone/a1 answered 200 with a body")
+
+
+def test_a_shown_body_is_cut_at_200_characters_with_an_ellipsis_and_loses_its_markup() -> None:
+    assert _snippet("a" * 200) == "a" * 200
+    assert _snippet("a" * 201) == "a" * 200 + "..."
+    assert _snippet("<h1>502</h1>\n  <p>nginx</p>") == "502 nginx"

@@ -6,10 +6,11 @@ import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 
 from oppie_pulumi import NotFound, PhoneAgent, PhoneAgentProvider
+from oppie_pulumi.phone_agent import REASSIGNED
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import StateEntry, run_program
 
-from .support import TOKEN, StateFactory, agents_program
+from .support import TOKEN, StateFactory, agents_program, dashboard
 
 
 def test_refreshing_100_agents_costs_a_handful_of_list_calls(sandbox: SandboxServer, engine_for: StateFactory) -> None:
@@ -70,3 +71,59 @@ def test_get_of_an_id_no_agent_has_is_a_not_found_naming_the_lookup(sandbox: San
         404,
         "not in GET /phone",
     )
+
+
+def _provider(sandbox: SandboxServer) -> PhoneAgentProvider:
+    provider = PhoneAgentProvider()
+    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    return provider
+
+
+def test_a_read_marks_a_phone_number_the_api_reassigned_and_the_mark_outlives_further_reads(
+    sandbox: SandboxServer,
+) -> None:
+    """The mark is how the next diff (and so `pulumi up`) learns that outputs changed under the stack; inputs
+    follow the live agent, so the diff of a refresh shows drift rather than undoing it."""
+    provider = _provider(sandbox)
+    created = provider.create(provider.check({}, {"name": "Support", "accent": "british"}).inputs)
+    assert created.outs is not None
+    old_number = created.outs["phone_number"]
+    sandbox.state.store.update(created.id, {"phone_number": "+15550009999", "accent": "american"})
+
+    first = provider.read(created.id, created.outs)
+
+    assert first.id == created.id and first.outs is not None and first.inputs is not None
+    assert first.outs["phone_number"] == "+15550009999"
+    assert first.outs[REASSIGNED] == {"phone_number": old_number}
+    assert first.inputs["accent"] == "american" and "phone_number" not in first.inputs
+    # A later read still knows the number the stack last deployed with.
+    second = provider.read(created.id, first.outs)
+    assert second.outs is not None and second.outs[REASSIGNED] == {"phone_number": old_number}
+
+
+def test_a_read_of_an_unchanged_agent_marks_nothing_and_keeps_adopt_id_in_its_inputs(sandbox: SandboxServer) -> None:
+    provider = _provider(sandbox)
+    created = provider.create(provider.check({}, {"name": "Support"}).inputs)
+    assert created.outs is not None
+    # A state from before phone numbers were outputs has none: nothing to compare with, so no mark either.
+    older = {**created.outs, "phone_number": None, "adopt_id": created.id}
+
+    for outs in (created.outs, older):
+        result = provider.read(created.id, outs)
+        assert result.outs is not None and REASSIGNED not in result.outs
+
+    result = provider.read(created.id, older)
+    assert result.inputs is not None and result.inputs["adopt_id"] == created.id
+
+
+def test_a_read_of_an_agent_deleted_elsewhere_drops_it_with_empty_outputs(sandbox: SandboxServer) -> None:
+    """The dynamic host adds its provider key to the outputs it gets back, so they must be a dict, not None."""
+    provider = _provider(sandbox)
+    created = provider.create(provider.check({}, {"name": "Support"}).inputs)
+    assert created.outs is not None
+    with dashboard(sandbox) as api:
+        api.delete(f"/phone/{created.id}").raise_for_status()
+
+    result = provider.read(created.id, created.outs)
+
+    assert (result.id, result.outs) == (None, {})
