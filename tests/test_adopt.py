@@ -14,10 +14,11 @@ import pytest
 from pulumi.dynamic import Config, ConfigureRequest
 
 from oppie_pulumi import PhoneAgentProvider, Unauthorized
+from oppie_pulumi.phone_agent import _Run
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import StateEntry
 
-from .support import TOKEN, StateFactory, agents_program
+from .support import TOKEN, StateFactory, agents_program, dashboard
 
 LEGACY = {
     "name": "Legacy support",
@@ -268,3 +269,54 @@ def test_an_adoption_whose_list_fails_names_the_adoption_and_the_agent(sandbox: 
         f"adopt phone agent 'Legacy support' ({live['id']}) failed: GET /phone answered 401"
     )
     assert caught.value.operation == f"adopt phone agent 'Legacy support' ({live['id']})"
+
+
+@pytest.fixture
+def fresh_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new CLI run (one provider host): nothing seen yet of the stack."""
+    for seen in ("held", "vanished", "adopted"):
+        monkeypatch.setattr(_Run, seen, set())
+    monkeypatch.setattr(PhoneAgentProvider, "_claimed", set())
+
+
+def _provider(sandbox: SandboxServer) -> PhoneAgentProvider:
+    provider = PhoneAgentProvider()
+    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    return provider
+
+
+@pytest.mark.usefixtures("fresh_run")
+def test_a_delete_in_the_run_whose_create_adopted_the_agent_leaves_it_to_the_new_resource(
+    sandbox: SandboxServer,
+) -> None:
+    """`pulumi up --replace` of an adopting resource: the create adopts the agent again, then the old resource's
+    delete comes, and must not delete what the new resource now holds."""
+    live = post_agent(sandbox, LEGACY)
+    provider = _provider(sandbox)
+    declared = {k: v for k, v in DECLARED.items() if k != "resource"}
+    created = provider.create(provider.check({}, {**declared, "adopt_id": live["id"]}).inputs)
+    assert created.id == live["id"]
+
+    provider.delete(live["id"], created.outs or {})
+
+    assert [agent["id"] for agent in sandbox.agents()] == [live["id"]]
+
+
+@pytest.mark.usefixtures("fresh_run")
+def test_reads_and_deletes_tell_the_run_that_the_stack_holds_or_held_the_agent(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What makes a later create naming that agent in adopt_id a replacement (a new agent), not an adoption."""
+    provider = _provider(sandbox)
+    kept, deleted, vanished = (provider.create(provider.check({}, {"name": f"Support {i}"}).inputs) for i in range(3))
+    with dashboard(sandbox) as api:
+        api.delete(f"/phone/{vanished.id}").raise_for_status()
+
+    provider.read(kept.id, kept.outs or {})
+    provider.delete(deleted.id, deleted.outs or {})
+    provider.read(vanished.id, vanished.outs or {})
+
+    assert all(_Run.is_replacement(agent.id) for agent in (kept, deleted, vanished))
+    assert not _Run.is_replacement("ph_never_seen")
+    # A read also claims the agent for this process, so no failed create here can take it as its own.
+    assert kept.id in PhoneAgentProvider._claimed
