@@ -303,20 +303,24 @@ def test_a_delete_in_the_run_whose_create_adopted_the_agent_leaves_it_to_the_new
 
 
 @pytest.mark.usefixtures("fresh_run")
-def test_reads_and_deletes_tell_the_run_that_the_stack_holds_or_held_the_agent(
+def test_reads_updates_and_deletes_tell_the_run_that_the_stack_holds_or_held_the_agent(
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What makes a later create naming that agent in adopt_id a replacement (a new agent), not an adoption."""
     provider = _provider(sandbox)
-    kept, deleted, vanished = (provider.create(provider.check({}, {"name": f"Support {i}"}).inputs) for i in range(3))
+    kept, deleted, vanished, updated = (
+        provider.create(provider.check({}, {"name": f"Support {i}"}).inputs) for i in range(4)
+    )
     with dashboard(sandbox) as api:
         api.delete(f"/phone/{vanished.id}").raise_for_status()
 
     provider.read(kept.id, kept.outs or {})
     provider.delete(deleted.id, deleted.outs or {})
     provider.read(vanished.id, vanished.outs or {})
+    outs = updated.outs or {}
+    provider.update(updated.id, outs, provider.check(outs, {"name": "Support 3", "voice_id": "v2"}).inputs)
 
-    assert all(_Run.is_replacement(agent.id) for agent in (kept, deleted, vanished))
+    assert all(_Run.is_replacement(agent.id) for agent in (kept, deleted, vanished, updated))
     assert not _Run.is_replacement("ph_never_seen")
     # A read also claims the agent for this process, so no failed create here can take it as its own.
     assert kept.id in PhoneAgentProvider._claimed

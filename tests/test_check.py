@@ -252,3 +252,14 @@ def test_a_bad_model_says_what_was_given_by_value_for_a_scalar_and_by_kind_for_t
     [failure] = provider.check({}, {"name": "Support", "model": value}).failures
     assert failure.property == "model"
     assert failure.reason.endswith(f", got {shown}"), failure.reason
+
+
+def test_a_property_still_unknown_in_a_preview_does_not_hide_the_failures_of_the_others() -> None:
+    result = provider.check({}, {"name": UNKNOWN, "model": "gpt"})
+    assert [f.property for f in result.failures] == ["model"]
+
+
+def test_a_lone_surrogate_is_refused_saying_what_it_is() -> None:
+    [failure] = provider.check({}, {"name": "Support", "first_message": "Hi \ud83d"}).failures
+    assert failure.property == "first_message"
+    assert "lone UTF-16 surrogate (half of a character, often of a cut emoji)" in failure.reason

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
 import pytest
 
-from oppie_pulumi import ConfigError, Settings
-from oppie_pulumi._client import RateLimiter, _retry_after
+from oppie_pulumi import ConfigError, Settings, TransportError
+from oppie_pulumi._client import PhoneApiClient, RateLimiter, _retry_after, client_for
+from oppie_pulumi.sandbox import SandboxServer
+
+from .support import TOKEN
 
 
 class FakeTime:
@@ -144,3 +148,50 @@ def test_a_bad_setting_is_quoted_capped_and_a_base_url_without_its_credentials()
     with pytest.raises(ConfigError) as caught:
         Settings.resolve({"oppie:timeoutSeconds": "9" * 10_000 + "x"}.get, {})
     assert len(str(caught.value)) < 200
+
+
+def test_the_client_for_one_settings_is_built_once_and_shared() -> None:
+    """One pool of keep-alive connections per settings, whatever the number of operations (or threads)."""
+    settings = Settings(api_token="tok_abcdef123456", base_url="http://127.0.0.1:9")
+    other = Settings(api_token="tok_abcdef123456", base_url="http://127.0.0.1:10")
+    assert client_for(settings) is client_for(settings)
+    assert client_for(other) is not client_for(settings)
+
+
+def test_a_create_whose_connection_was_refused_is_retried_because_it_never_reached_the_api() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"  # bound, never listening: connections are refused
+        waits: list[float] = []
+        client = PhoneApiClient(Settings(api_token="tok_abcdef123456", base_url=url, max_retries=2), sleep=waits.append)
+        with pytest.raises(TransportError, match="never reached the API") as caught:
+            client.create({"name": "Support"}, label="'Support'")
+    assert caught.value.may_have_reached_api is False
+    assert len(waits) == 2
+
+
+def test_answered_requests_count_against_the_limit_and_refused_ones_give_their_place_back(
+    sandbox: SandboxServer,
+) -> None:
+    """With 2 requests a minute, a third request after two answers waits for the window; after a 429 (the API
+    did not count it) it does not."""
+    now = [0.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    client = PhoneApiClient(Settings(api_token=TOKEN, base_url=sandbox.url, max_requests_per_minute=2), sleep=sleep)
+    client._limiter._clock = lambda: now[0]
+    client._limiter._sleep = sleep
+
+    sandbox.set_faults(rate_limit_next=1, retry_after_s=0)
+    try:
+        client.list()  # a 429, then an answer: only the answer counts
+        client.list()
+        assert waits == [0.0]  # the Retry-After of the 429, and no wait for the window
+        client.list()
+        assert waits[1:] == [pytest.approx(60.0)]
+    finally:
+        client._http.close()

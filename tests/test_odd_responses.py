@@ -33,6 +33,7 @@ from oppie_pulumi import (
     Unauthorized,
 )
 from oppie_pulumi._client import PhoneApiClient, _snippet
+from oppie_pulumi._exceptions import WrongBaseUrl
 
 SCRIPTED_TOKEN = "tok_scripted_123456"
 
@@ -360,3 +361,14 @@ def test_a_shown_body_is_cut_at_200_characters_with_an_ellipsis_and_loses_its_ma
     assert _snippet("a" * 200) == "a" * 200
     assert _snippet("a" * 201) == "a" * 200 + "..."
     assert _snippet("<h1>502</h1>\n  <p>nginx</p>") == "502 nginx"
+
+
+def test_a_success_declared_as_html_is_another_server_even_without_markup(
+    scripted: tuple[Scripted, PhoneAgentProvider],
+) -> None:
+    """The content type alone says it (any case), whatever the body starts with."""
+    script, provider = scripted
+    script.on("GET /phone", (200, {"Content-Type": "text/HTML; charset=utf-8"}, b"Welcome to nginx!"))
+    with pytest.raises(WrongBaseUrl) as caught:
+        provider.read("a1", {})
+    assert "(it answered with an HTML page): check oppie:baseUrl / OPPIE_BASE_URL" in str(caught.value)

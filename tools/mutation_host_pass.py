@@ -109,12 +109,19 @@ def main(argv: list[str] | None = None) -> int:
     todo = sorted(name for name, code in verdicts.items() if code in UNJUDGED and fnmatch.fnmatchcase(name, args.only))
     path = RESULTS[args.every_test]
     results: dict[str, dict[str, object]] = json.loads(path.read_text()) if path.exists() else {}
-    todo = [name for name in todo if name not in results]
+    killed = {name for name, result in merged().items() if result["verdict"] in ("killed", "timeout")}
+    todo = [name for name in todo if name not in results and name not in killed]
     plugin_dir = MUTANTS / ".host-pass"
     plugin_dir.mkdir(exist_ok=True)
     (plugin_dir / "host_only.py").write_text(PLUGIN)
     files = args.tests or test_files()
-    print(f"{len(todo)} mutants to judge with the provider-host tests of {len(files)} files", file=sys.stderr)
+    which = "every test" if args.every_test else "the provider-host tests"
+    print(f"{len(todo)} mutants to judge with {which} of {len(files)} files", file=sys.stderr)
+    # As mutmut does: the tests must pass with no mutant, or every verdict below would be a false kill.
+    if todo:
+        clean, failed, _ = judge("", files, args.timeout, plugin_dir, args.every_test)
+        if clean != "survived":
+            parser.error(f"the tests fail with no mutant ({clean} {failed}): fix them before judging mutants")
 
     def one(name: str) -> None:
         verdict, test, seconds = judge(name, files, args.timeout, plugin_dir, args.every_test)
