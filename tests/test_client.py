@@ -195,3 +195,12 @@ def test_answered_requests_count_against_the_limit_and_refused_ones_give_their_p
         assert waits[1:] == [pytest.approx(60.0)]
     finally:
         client._http.close()
+
+
+def test_a_base_url_the_http_client_cannot_use_is_a_config_error_naming_the_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        PhoneApiClient(Settings(api_token="tok_abcdef123456", base_url="http://\x00x"))
+    assert str(caught.value) == (
+        "oppie:baseUrl / OPPIE_BASE_URL is not a URL the HTTP client can use: check it for stray characters"
+    )
+    assert caught.value.__context__ is None  # raised outside the handler: no httpx error rides along
