@@ -8,9 +8,11 @@ a POST that the API applied only after its retry had succeeded left a second age
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +20,7 @@ import httpx
 import pytest
 from pulumi.dynamic import Config, ConfigureRequest, CreateResult
 
-from oppie_pulumi import AmbiguousCreate, PhoneAgentProvider, phone_agent
+from oppie_pulumi import AmbiguousCreate, OppieError, PhoneAgentProvider, phone_agent
 from oppie_pulumi.sandbox import SandboxServer
 
 from .support import TOKEN, HostFactory, agents_program
@@ -238,3 +240,47 @@ def test_only_a_post_that_may_still_land_earns_the_last_look(sandbox: SandboxSer
 
     assert [agent["id"] for agent in sandbox.agents()] == [created.id]
     assert sandbox.stats()["by_route"] == {"POST /phone": 2, "GET /phone": looks}
+
+
+@contextlib.contextmanager
+def every_spec_lock_held_by_another_process() -> Iterator[None]:
+    """flock is per open file: our own opening of each of the 256 bucket files stands in for another process."""
+    folder = phone_agent._coordination_dir()
+    assert folder is not None
+    handles = [open(folder / f"{i:02x}.lock", "a+", encoding="utf-8") for i in range(256)]  # noqa: SIM115
+    try:
+        for handle in handles:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def test_a_create_waits_while_another_process_creates_an_identical_agent_then_goes_ahead(
+    sandbox: SandboxServer,
+) -> None:
+    provider = configured(sandbox)
+    inputs = provider.check({}, {"name": "Support"}).inputs
+    with every_spec_lock_held_by_another_process():
+        result: list[CreateResult] = []
+        create = threading.Thread(target=lambda: result.append(provider.create(inputs)))
+        create.start()
+        time.sleep(0.3)
+        assert create.is_alive() and sandbox.agents() == []  # waiting, nothing sent
+    create.join(timeout=30)
+    assert [agent["id"] for agent in sandbox.agents()] == [result[0].id]
+
+
+def test_a_create_that_waited_too_long_for_another_process_names_the_lock_file(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(phone_agent, "CREATE_LOCK_WAIT_SECONDS", 0.3)
+    provider = configured(sandbox)
+    with every_spec_lock_held_by_another_process(), pytest.raises(OppieError) as caught:
+        provider.create(provider.check({}, {"name": "Support"}).inputs)
+    assert "another process on this machine has been creating an identical agent for 0 s (it holds " in str(
+        caught.value
+    )
+    assert "If no `pulumi` command is running, delete that file and run `pulumi up` again." in str(caught.value)
+    assert sandbox.agents() == []
