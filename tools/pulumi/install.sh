@@ -33,7 +33,7 @@ build() {
 
 # What a finished build holds, and from which of our sources: a folder stamped otherwise is rebuilt.
 binaries="pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-pulumi-python pulumi-language-nodejs"
-FIND_OR_BUILD_STAMP="$binaries $(cat "$here"/go.mod "$here"/go.sum "$here"/cmd/*/main.go | cksum)"
+FIND_OR_BUILD_STAMP="$binaries $(cat "$here"/go.mod "$here"/go.sum "$here"/cmd/*/main.go "$here"/internal/*/*.go | cksum)"
 
 # shellcheck source=../find-or-build.sh
 source "$here/../find-or-build.sh"

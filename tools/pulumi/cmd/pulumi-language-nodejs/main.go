@@ -27,25 +27,21 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	pbempty "google.golang.org/protobuf/types/known/emptypb"
-
+	"github.com/oppie/oppie-pulumi/tools/pulumi/internal/langhost"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/hcl2/syntax"
 	codegen "github.com/pulumi/pulumi/pkg/v3/codegen/nodejs"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/pcl"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
 	"github.com/pulumi/pulumi/sdk/v3/nodejs/npm"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
-	"google.golang.org/grpc"
 )
 
 // The runner @pulumi/pulumi ships for language hosts: it connects to the engine, loads the program (registering
@@ -64,77 +60,12 @@ func main() {
 		return
 	}
 
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer cancel()
-	stop := make(chan bool)
-	go func() {
-		<-ctx.Done()
-		close(stop)
-	}()
-
 	host := &nodeHost{}
-	if args := flag.Args(); len(args) > 0 {
-		host.engine = args[0]
-		// Exit with the engine: a host outliving a killed CLI would hold its port and its children.
-		if err := rpcutil.Healthcheck(ctx, host.engine, 5*time.Minute, cancel); err != nil {
-			cmdutil.Exit(fmt.Errorf("could not start the health check: %w", err))
-		}
-	}
-
-	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
-		Cancel: stop,
-		Init: func(srv *grpc.Server) error {
-			pulumirpc.RegisterLanguageRuntimeServer(srv, host)
-			return nil
-		},
-	})
-	if err != nil {
-		cmdutil.Exit(fmt.Errorf("could not start the language host: %w", err))
-	}
-	// The engine reads the port from the first line we print.
-	fmt.Printf("%d\n", handle.Port)
-	if err := <-handle.Done; err != nil {
-		cmdutil.Exit(fmt.Errorf("the language host stopped serving: %w", err))
-	}
+	langhost.Serve(host, &host.Base)
 }
 
 type nodeHost struct {
-	pulumirpc.UnimplementedLanguageRuntimeServer
-
-	engine string
-}
-
-func (h *nodeHost) Handshake(
-	ctx context.Context, req *pulumirpc.LanguageHandshakeRequest,
-) (*pulumirpc.LanguageHandshakeResponse, error) {
-	h.engine = req.EngineAddress
-	return &pulumirpc.LanguageHandshakeResponse{}, nil
-}
-
-func (h *nodeHost) GetPluginInfo(context.Context, *pbempty.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: version.Version}, nil
-}
-
-// No plugins to announce: Pulumi's host lists the packages in node_modules whose package.json says
-// `"pulumi": {"resource": true}` so that the engine can download their plugins before the run. Downloads are off
-// here, and a provider a program uses is named in Pulumi.yaml (plugins.providers) or installed with `pulumi plugin
-// install`; the engine starts it when the program first registers one of its resources.
-func (h *nodeHost) GetRequiredPlugins(
-	context.Context, *pulumirpc.GetRequiredPluginsRequest,
-) (*pulumirpc.GetRequiredPluginsResponse, error) {
-	return &pulumirpc.GetRequiredPluginsResponse{}, nil
-}
-
-func (h *nodeHost) GetRequiredPackages(
-	context.Context, *pulumirpc.GetRequiredPackagesRequest,
-) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	return &pulumirpc.GetRequiredPackagesResponse{}, nil
-}
-
-func (h *nodeHost) GetProgramDependencies(
-	context.Context, *pulumirpc.GetProgramDependenciesRequest,
-) (*pulumirpc.GetProgramDependenciesResponse, error) {
-	return &pulumirpc.GetProgramDependenciesResponse{}, nil
+	langhost.Base
 }
 
 // nodeOptions are Pulumi.yaml's `runtime.options` for nodejs, with Pulumi's defaults.
@@ -213,7 +144,7 @@ func (h *nodeHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumir
 		}
 	}
 	flagArg("monitor", req.GetMonitorAddress())
-	flagArg("engine", h.engine)
+	flagArg("engine", h.Engine)
 	flagArg("organization", req.GetOrganization())
 	flagArg("project", req.GetProject())
 	flagArg("root-directory", info.GetRootDirectory())
@@ -325,23 +256,10 @@ func (h *nodeHost) GeneratePackage(
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFiles(req.GetDirectory(), files); err != nil {
+	if err := langhost.WriteFiles(req.GetDirectory(), files); err != nil {
 		return nil, err
 	}
 	return &pulumirpc.GeneratePackageResponse{Diagnostics: plugin.HclDiagnosticsToRPCDiagnostics(diags)}, nil
-}
-
-func writeFiles(dir string, files map[string][]byte) error {
-	for name, data := range files {
-		path := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return err
-		}
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // GenerateProgram serves `pulumi import`: the CLI describes the imported resources in PCL, and Pulumi's TypeScript

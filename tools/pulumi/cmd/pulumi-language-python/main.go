@@ -23,23 +23,19 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
-	pbempty "google.golang.org/protobuf/types/known/emptypb"
-
+	"github.com/oppie/oppie-pulumi/tools/pulumi/internal/langhost"
 	codegen "github.com/pulumi/pulumi/pkg/v3/codegen/python"
 	"github.com/pulumi/pulumi/pkg/v3/codegen/schema"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"github.com/pulumi/pulumi/sdk/v3/python/toolchain"
-	"google.golang.org/grpc"
 )
 
 // The executor script Pulumi ships in the SDK module; the build copies it beside this binary.
@@ -70,76 +66,14 @@ func main() {
 		}
 	}
 
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer cancel()
-	stop := make(chan bool)
-	go func() {
-		<-ctx.Done()
-		close(stop)
-	}()
-
 	host := &pythonHost{exec: exe}
-	if args := flag.Args(); len(args) > 0 {
-		host.engine = args[0]
-		// Exit with the engine: a host outliving a killed CLI would hold its port and its children.
-		if err := rpcutil.Healthcheck(ctx, host.engine, 5*time.Minute, cancel); err != nil {
-			cmdutil.Exit(fmt.Errorf("could not start the health check: %w", err))
-		}
-	}
-
-	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
-		Cancel: stop,
-		Init: func(srv *grpc.Server) error {
-			pulumirpc.RegisterLanguageRuntimeServer(srv, host)
-			return nil
-		},
-	})
-	if err != nil {
-		cmdutil.Exit(fmt.Errorf("could not start the language host: %w", err))
-	}
-	// The engine reads the port from the first line we print.
-	fmt.Printf("%d\n", handle.Port)
-	if err := <-handle.Done; err != nil {
-		cmdutil.Exit(fmt.Errorf("the language host stopped serving: %w", err))
-	}
+	langhost.Serve(host, &host.Base)
 }
 
 type pythonHost struct {
-	pulumirpc.UnimplementedLanguageRuntimeServer
+	langhost.Base
 
-	exec   string
-	engine string
-}
-
-func (h *pythonHost) Handshake(
-	ctx context.Context, req *pulumirpc.LanguageHandshakeRequest,
-) (*pulumirpc.LanguageHandshakeResponse, error) {
-	h.engine = req.EngineAddress
-	return &pulumirpc.LanguageHandshakeResponse{}, nil
-}
-
-func (h *pythonHost) GetPluginInfo(context.Context, *pbempty.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: version.Version}, nil
-}
-
-// No plugins to announce: the dynamic provider's host (pulumi-resource-pulumi-python) sits on PATH beside the CLI,
-// and a resource plugin a program needs is named in Pulumi.yaml (plugins.providers) or installed with `pulumi plugin`.
-func (h *pythonHost) GetRequiredPlugins(
-	context.Context, *pulumirpc.GetRequiredPluginsRequest,
-) (*pulumirpc.GetRequiredPluginsResponse, error) {
-	return &pulumirpc.GetRequiredPluginsResponse{}, nil
-}
-
-func (h *pythonHost) GetRequiredPackages(
-	context.Context, *pulumirpc.GetRequiredPackagesRequest,
-) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	return &pulumirpc.GetRequiredPackagesResponse{}, nil
-}
-
-func (h *pythonHost) GetProgramDependencies(
-	context.Context, *pulumirpc.GetProgramDependenciesRequest,
-) (*pulumirpc.GetProgramDependenciesResponse, error) {
-	return &pulumirpc.GetProgramDependenciesResponse{}, nil
+	exec string
 }
 
 func options(info *pulumirpc.ProgramInfo) (toolchain.PythonOptions, error) {
@@ -191,7 +125,7 @@ func (h *pythonHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulum
 		}
 	}
 	flagArg("monitor", req.GetMonitorAddress())
-	flagArg("engine", h.engine)
+	flagArg("engine", h.Engine)
 	flagArg("project", req.GetProject())
 	flagArg("root_directory", req.GetInfo().GetRootDirectory())
 	flagArg("stack", req.GetStack())
@@ -308,14 +242,8 @@ func (h *pythonHost) GeneratePackage(
 	if err != nil {
 		return nil, err
 	}
-	for name, data := range files {
-		path := filepath.Join(req.GetDirectory(), name)
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(path, data, 0o600); err != nil {
-			return nil, err
-		}
+	if err := langhost.WriteFiles(req.GetDirectory(), files); err != nil {
+		return nil, err
 	}
 	return &pulumirpc.GeneratePackageResponse{Diagnostics: plugin.HclDiagnosticsToRPCDiagnostics(diags)}, nil
 }
