@@ -234,32 +234,10 @@ func (h *nodeHost) InstallDependencies(
 func (h *nodeHost) GeneratePackage(
 	ctx context.Context, req *pulumirpc.GeneratePackageRequest,
 ) (*pulumirpc.GeneratePackageResponse, error) {
-	loader, err := schema.NewLoaderClient(req.GetLoaderTarget())
-	if err != nil {
-		return nil, err
-	}
-	defer loader.Close()
-
-	var spec schema.PackageSpec
-	if err := json.Unmarshal([]byte(req.GetSchema()), &spec); err != nil {
-		return nil, fmt.Errorf("could not read the package schema: %w", err)
-	}
-	pkg, diags, err := schema.BindSpec(spec, loader, schema.ValidationOptions{AllowDanglingReferences: true})
-	if err != nil {
-		return nil, err
-	}
-	if diags.HasErrors() {
-		return &pulumirpc.GeneratePackageResponse{Diagnostics: plugin.HclDiagnosticsToRPCDiagnostics(diags)}, nil
-	}
-	files, err := codegen.GeneratePackage("pulumi-language-nodejs", pkg, req.GetExtraFiles(),
-		req.GetLocalDependencies(), req.GetLocal(), loader)
-	if err != nil {
-		return nil, err
-	}
-	if err := langhost.WriteFiles(req.GetDirectory(), files); err != nil {
-		return nil, err
-	}
-	return &pulumirpc.GeneratePackageResponse{Diagnostics: plugin.HclDiagnosticsToRPCDiagnostics(diags)}, nil
+	return langhost.GeneratePackage(req, func(pkg *schema.Package, loader schema.ReferenceLoader) (map[string][]byte, error) {
+		return codegen.GeneratePackage("pulumi-language-nodejs", pkg, req.GetExtraFiles(),
+			req.GetLocalDependencies(), req.GetLocal(), loader)
+	})
 }
 
 // GenerateProgram serves `pulumi import`: the CLI describes the imported resources in PCL, and Pulumi's TypeScript

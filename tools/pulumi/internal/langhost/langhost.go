@@ -5,6 +5,7 @@ package langhost
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -14,6 +15,8 @@ import (
 
 	pbempty "google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/pulumi/pulumi/pkg/v3/codegen/schema"
+	"github.com/pulumi/pulumi/sdk/v3/go/common/resource/plugin"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
@@ -110,4 +113,37 @@ func WriteFiles(dir string, files map[string][]byte) error {
 		}
 	}
 	return nil
+}
+
+// GeneratePackage serves `pulumi package gen-sdk`: it binds the request's package schema and has generate (one
+// of Pulumi's code generators, pkg/v3's codegen/<language>) write its SDK into the requested folder. A schema
+// with errors is answered with its diagnostics and no files.
+func GeneratePackage(
+	req *pulumirpc.GeneratePackageRequest,
+	generate func(pkg *schema.Package, loader schema.ReferenceLoader) (map[string][]byte, error),
+) (*pulumirpc.GeneratePackageResponse, error) {
+	loader, err := schema.NewLoaderClient(req.GetLoaderTarget())
+	if err != nil {
+		return nil, err
+	}
+	defer loader.Close()
+
+	var spec schema.PackageSpec
+	if err := json.Unmarshal([]byte(req.GetSchema()), &spec); err != nil {
+		return nil, fmt.Errorf("could not read the package schema: %w", err)
+	}
+	pkg, diags, err := schema.BindSpec(spec, loader, schema.ValidationOptions{AllowDanglingReferences: true})
+	if err != nil {
+		return nil, err
+	}
+	if !diags.HasErrors() {
+		files, err := generate(pkg, loader)
+		if err != nil {
+			return nil, err
+		}
+		if err := WriteFiles(req.GetDirectory(), files); err != nil {
+			return nil, err
+		}
+	}
+	return &pulumirpc.GeneratePackageResponse{Diagnostics: plugin.HclDiagnosticsToRPCDiagnostics(diags)}, nil
 }
