@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from oppie_pulumi import PhoneAgentProvider
+from oppie_pulumi._models import validation_failures
 from oppie_pulumi.phone_agent import UNKNOWN
 
 provider = PhoneAgentProvider()
@@ -263,3 +264,14 @@ def test_a_lone_surrogate_is_refused_saying_what_it_is() -> None:
     [failure] = provider.check({}, {"name": "Support", "first_message": "Hi \ud83d"}).failures
     assert failure.property == "first_message"
     assert "lone UTF-16 surrogate (half of a character, often of a cut emoji)" in failure.reason
+
+
+def test_a_property_with_several_errors_or_skipped_does_not_hide_the_failures_after_it() -> None:
+    # language fails both its forms (a code, a list of codes): two errors for one property, one failure.
+    assert [prop for prop, _ in validation_failures({"name": "S", "language": 3, "model": "gpt"})] == [
+        "language",
+        "model",
+    ]
+    assert [prop for prop, _ in validation_failures({"name": "", "model": "gpt"}, skip=frozenset({"name"}))] == [
+        "model"
+    ]
