@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -284,3 +286,13 @@ def test_a_create_that_waited_too_long_for_another_process_names_the_lock_file(
     )
     assert "If no `pulumi` command is running, delete that file and run `pulumi up` again." in str(caught.value)
     assert sandbox.agents() == []
+
+
+def test_the_lock_folder_is_made_on_a_machine_that_never_had_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without it the cross-process lock of identical creates would be off, silently, on every fresh machine."""
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "fresh-tmp"))
+    folder = phone_agent._coordination_dir()
+    assert folder is not None and folder.is_dir()
+    assert folder.parent.parent == tmp_path / "fresh-tmp"

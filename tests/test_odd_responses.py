@@ -150,8 +150,9 @@ def test_create_answered_without_an_id_is_reconciled_then_reported(
     script, provider = scripted
     script.on("POST /phone", json_reply(201, {"name": "Support"}))
     script.on("GET /phone", json_reply(200, []))
-    with pytest.raises(MalformedResponse, match="expected a JSON agent with an id"):
+    with pytest.raises(MalformedResponse, match="expected a JSON agent with an id") as caught:
         provider.create(provider.check({}, {"name": "Support"}).inputs)
+    assert (caught.value.method, caught.value.path, caught.value.status_code) == ("POST", "/phone", 201)
     # looked for the agent before trying once more, and never more than that
     assert script.seen == ["POST /phone", "GET /phone", "POST /phone", "GET /phone"]
 
