@@ -313,6 +313,7 @@ def test_reads_updates_and_deletes_tell_the_run_that_the_stack_holds_or_held_the
     )
     with dashboard(sandbox) as api:
         api.delete(f"/phone/{vanished.id}").raise_for_status()
+    PhoneAgentProvider._claimed.clear()  # the creates claimed theirs; a refresh's host starts with none
 
     provider.read(kept.id, kept.outs or {})
     provider.delete(deleted.id, deleted.outs or {})
