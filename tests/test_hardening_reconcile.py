@@ -296,3 +296,27 @@ def test_the_lock_folder_is_made_on_a_machine_that_never_had_one(
     folder = phone_agent._coordination_dir()
     assert folder is not None and folder.is_dir()
     assert folder.parent.parent == tmp_path / "fresh-tmp"
+
+
+def test_a_late_second_agent_that_cannot_be_removed_is_named_with_the_first(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The late POST made a second agent and the API refuses to delete it: the create fails naming both, so the
+    user keeps one (adopt_id) and deletes the other; nothing is left that no one knows of."""
+    provider = configured(sandbox, timeoutSeconds="0.3", maxRetries="1")
+    sandbox.set_faults(late_apply_next=1, late_apply_ms=600)
+
+    def refuse(agent_id: str) -> bool:
+        raise RuntimeError("the API's store is read-only today")  # the sandbox answers 500
+
+    monkeypatch.setattr(sandbox.state.store, "delete", refuse)
+
+    with pytest.raises(AmbiguousCreate) as caught:
+        provider.create(provider.check({}, {"name": "Late"}).inputs)
+
+    ids = [agent["id"] for agent in sandbox.agents()]
+    assert len(ids) == 2 and sorted(caught.value.candidate_ids) == sorted(ids)
+    assert "after a retry the API made it twice" in str(caught.value)
+    assert "Delete one of them in the dashboard, then run `pulumi up` again with adopt_id set to the other" in str(
+        caught.value
+    )
