@@ -8,8 +8,9 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
+from pulumi.dynamic import Config, ConfigureRequest
 
-from oppie_pulumi import PhoneAgent
+from oppie_pulumi import PhoneAgent, PhoneAgentProvider
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import Engine, ProviderHost, Registration, run_program
 
@@ -43,3 +44,13 @@ def agents_program(*specs: dict[str, Any]) -> list[Registration]:
 def dashboard(sandbox: SandboxServer) -> httpx.Client:
     """What a person editing agents in the dashboard does: the API, behind the provider's back."""
     return httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+
+
+def configured_provider(base_url: str, **config: str) -> PhoneAgentProvider:
+    """A provider in this process, configured as the engine configures it: stack config ``oppie:<key>`` (the
+    sandbox token, ``base_url``, then ``config``)."""
+    provider = PhoneAgentProvider()
+    settings = {"oppie:apiToken": TOKEN, "oppie:baseUrl": base_url}
+    settings.update({f"oppie:{key}": value for key, value in config.items()})
+    provider.configure(ConfigureRequest(Config(settings, "p")))
+    return provider

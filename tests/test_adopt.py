@@ -11,14 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from pulumi.dynamic import Config, ConfigureRequest
 
 from oppie_pulumi import PhoneAgentProvider, Unauthorized
 from oppie_pulumi.phone_agent import _Run
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import StateEntry
 
-from .support import TOKEN, StateFactory, agents_program, dashboard
+from .support import TOKEN, StateFactory, agents_program, configured_provider, dashboard
 
 LEGACY = {
     "name": "Legacy support",
@@ -256,8 +255,7 @@ def test_changing_the_model_of_an_adopted_agent_replaces_it(sandbox: SandboxServ
 
 def test_an_adoption_whose_list_fails_names_the_adoption_and_the_agent(sandbox: SandboxServer) -> None:
     live = post_agent(sandbox, LEGACY)
-    provider = PhoneAgentProvider()
-    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    provider = configured_provider(sandbox.url)
     declared = {k: v for k, v in DECLARED.items() if k != "resource"}
     inputs = provider.check({}, {**declared, "adopt_id": live["id"]}).inputs
     sandbox.set_faults(fail_next=1, fail_status=401)
@@ -279,12 +277,6 @@ def fresh_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PhoneAgentProvider, "_claimed", set())
 
 
-def _provider(sandbox: SandboxServer) -> PhoneAgentProvider:
-    provider = PhoneAgentProvider()
-    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
-    return provider
-
-
 @pytest.mark.usefixtures("fresh_run")
 def test_a_delete_in_the_run_whose_create_adopted_the_agent_leaves_it_to_the_new_resource(
     sandbox: SandboxServer,
@@ -292,7 +284,7 @@ def test_a_delete_in_the_run_whose_create_adopted_the_agent_leaves_it_to_the_new
     """`pulumi up --replace` of an adopting resource: the create adopts the agent again, then the old resource's
     delete comes, and must not delete what the new resource now holds."""
     live = post_agent(sandbox, LEGACY)
-    provider = _provider(sandbox)
+    provider = configured_provider(sandbox.url)
     declared = {k: v for k, v in DECLARED.items() if k != "resource"}
     created = provider.create(provider.check({}, {**declared, "adopt_id": live["id"]}).inputs)
     assert created.id == live["id"]
@@ -307,7 +299,7 @@ def test_reads_updates_and_deletes_tell_the_run_that_the_stack_holds_or_held_the
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """What makes a later create naming that agent in adopt_id a replacement (a new agent), not an adoption."""
-    provider = _provider(sandbox)
+    provider = configured_provider(sandbox.url)
     kept, deleted, vanished, updated = (
         provider.create(provider.check({}, {"name": f"Support {i}"}).inputs) for i in range(4)
     )

@@ -9,21 +9,16 @@ from typing import Any
 
 import httpx
 import pytest
-from pulumi.dynamic import Config, ConfigureRequest
 
 from oppie_pulumi import AmbiguousCreate, NotFound, PhoneAgentProvider, ServerError, Settings, TransportError
 from oppie_pulumi._client import PhoneApiClient
 from oppie_pulumi.sandbox import SandboxServer
 
-from .support import TOKEN
+from .support import TOKEN, configured_provider
 
 
 def configured(base_url: str, **config: str) -> PhoneAgentProvider:
-    provider = PhoneAgentProvider()
-    settings = {"oppie:apiToken": TOKEN, "oppie:baseUrl": base_url, "oppie:maxRetries": "2"}
-    settings.update({f"oppie:{key}": value for key, value in config.items()})
-    provider.configure(ConfigureRequest(Config(settings, "p")))
-    return provider
+    return configured_provider(base_url, **{"maxRetries": "2", **config})
 
 
 def created(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, Any]]:

@@ -20,20 +20,16 @@ from typing import Any
 
 import httpx
 import pytest
-from pulumi.dynamic import Config, ConfigureRequest, CreateResult
+from pulumi.dynamic import CreateResult
 
 from oppie_pulumi import AmbiguousCreate, OppieError, PhoneAgentProvider, phone_agent
 from oppie_pulumi.sandbox import SandboxServer
 
-from .support import TOKEN, HostFactory, agents_program
+from .support import TOKEN, HostFactory, agents_program, configured_provider
 
 
 def configured(sandbox: SandboxServer, **config: str) -> PhoneAgentProvider:
-    provider = PhoneAgentProvider()
-    settings = {"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url, "oppie:maxRetries": "3"}
-    settings.update({f"oppie:{key}": value for key, value in config.items()})
-    provider.configure(ConfigureRequest(Config(settings, "p")))
-    return provider
+    return configured_provider(sandbox.url, **{"maxRetries": "3", **config})
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from pulumi.dynamic import Config, ConfigureRequest
 
-from oppie_pulumi import NotFound, PhoneAgent, PhoneAgentProvider
+from oppie_pulumi import NotFound, PhoneAgent
 from oppie_pulumi.phone_agent import REASSIGNED
 from oppie_pulumi.sandbox import SandboxServer
 from oppie_pulumi.testing import StateEntry, run_program
 
-from .support import TOKEN, StateFactory, agents_program, dashboard
+from .support import StateFactory, agents_program, configured_provider, dashboard
 
 
 def test_refreshing_100_agents_costs_a_handful_of_list_calls(sandbox: SandboxServer, engine_for: StateFactory) -> None:
@@ -27,8 +26,7 @@ def test_refreshing_100_agents_costs_a_handful_of_list_calls(sandbox: SandboxSer
 
 
 def test_read_after_the_providers_own_write_sees_the_write(sandbox: SandboxServer) -> None:
-    provider = PhoneAgentProvider()
-    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    provider = configured_provider(sandbox.url)
     inputs = provider.check({}, {"name": "Support"}).inputs
     created = provider.create(inputs)
     before = provider.read(created.id, created.outs or {})
@@ -40,8 +38,7 @@ def test_read_after_the_providers_own_write_sees_the_write(sandbox: SandboxServe
 
 
 def test_back_to_back_reads_share_one_list(sandbox: SandboxServer) -> None:
-    provider = PhoneAgentProvider()
-    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    provider = configured_provider(sandbox.url)
     created = provider.create(provider.check({}, {"name": "Support"}).inputs)
     sandbox.reset_stats()
     for _ in range(20):
@@ -54,8 +51,7 @@ def test_get_of_an_id_no_agent_has_is_a_not_found_naming_the_lookup(sandbox: San
     API error carries (operation, method, path, status, message), as the list answered it."""
     [registration] = run_program(lambda: PhoneAgent.get("legacy", "ph_missing"))
     assert registration.id == "ph_missing"
-    provider = PhoneAgentProvider()
-    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
+    provider = configured_provider(sandbox.url)
 
     with pytest.raises(NotFound) as caught:
         provider.read("ph_missing", registration.inputs)
@@ -73,18 +69,12 @@ def test_get_of_an_id_no_agent_has_is_a_not_found_naming_the_lookup(sandbox: San
     )
 
 
-def _provider(sandbox: SandboxServer) -> PhoneAgentProvider:
-    provider = PhoneAgentProvider()
-    provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url}, "p")))
-    return provider
-
-
 def test_a_read_marks_a_phone_number_the_api_reassigned_and_the_mark_outlives_further_reads(
     sandbox: SandboxServer,
 ) -> None:
     """The mark is how the next diff (and so `pulumi up`) learns that outputs changed under the stack; inputs
     follow the live agent, so the diff of a refresh shows drift rather than undoing it."""
-    provider = _provider(sandbox)
+    provider = configured_provider(sandbox.url)
     created = provider.create(provider.check({}, {"name": "Support", "accent": "british"}).inputs)
     assert created.outs is not None
     old_number = created.outs["phone_number"]
@@ -102,7 +92,7 @@ def test_a_read_marks_a_phone_number_the_api_reassigned_and_the_mark_outlives_fu
 
 
 def test_a_read_of_an_unchanged_agent_marks_nothing_and_keeps_adopt_id_in_its_inputs(sandbox: SandboxServer) -> None:
-    provider = _provider(sandbox)
+    provider = configured_provider(sandbox.url)
     created = provider.create(provider.check({}, {"name": "Support"}).inputs)
     assert created.outs is not None
     # A state from before phone numbers were outputs has none: nothing to compare with, so no mark either.
@@ -118,7 +108,7 @@ def test_a_read_of_an_unchanged_agent_marks_nothing_and_keeps_adopt_id_in_its_in
 
 def test_a_read_of_an_agent_deleted_elsewhere_drops_it_with_empty_outputs(sandbox: SandboxServer) -> None:
     """The dynamic host adds its provider key to the outputs it gets back, so they must be a dict, not None."""
-    provider = _provider(sandbox)
+    provider = configured_provider(sandbox.url)
     created = provider.create(provider.check({}, {"name": "Support"}).inputs)
     assert created.outs is not None
     with dashboard(sandbox) as api:
