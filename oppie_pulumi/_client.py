@@ -150,9 +150,10 @@ class PhoneApiClient:
             raise ConfigError(
                 "oppie:baseUrl / OPPIE_BASE_URL is not a URL the HTTP client can use: check it for stray characters"
             )
-        self._limiter = RateLimiter(settings.max_requests_per_minute)
-        # Every wait between retries goes through here: tests see exactly how long the client would wait.
+        # Every wait (between retries, for the rate window) goes through here: tests see exactly how long the
+        # client would wait.
         self._sleep = sleep
+        self._limiter = RateLimiter(settings.max_requests_per_minute, sleep=sleep)
         self._random = random.Random()
         self._lock = threading.Condition()
         self._generation = 0
@@ -251,12 +252,8 @@ class PhoneApiClient:
         while True:
             slot = self._limiter.acquire()
             outcome = self._attempt(method, path, operation, json, headers, token)
-            if isinstance(outcome, tuple):
-                status, response = outcome
-                if status == 429:
-                    self._limiter.release(slot)
-                else:
-                    self._limiter.settle(slot)
+            if isinstance(outcome, tuple) and outcome[0] == 429:
+                self._limiter.release(slot)
             else:
                 self._limiter.settle(slot)
             error: TransportError | ApiError

@@ -184,7 +184,6 @@ def test_answered_requests_count_against_the_limit_and_refused_ones_give_their_p
 
     client = PhoneApiClient(Settings(api_token=TOKEN, base_url=sandbox.url, max_requests_per_minute=2), sleep=sleep)
     client._limiter._clock = lambda: now[0]
-    client._limiter._sleep = sleep
 
     sandbox.set_faults(rate_limit_next=1, retry_after_s=0)
     try:
