@@ -21,10 +21,11 @@ WITH_PULUMI = set -e; cli_dir="$$(tools/pulumi/install.sh)"; export PATH="$$cli_
 .PHONY: setup test lint up down preview refresh sandbox sandbox-start sandbox-stop stack-select bench examples \
 	reliability mutation cli cli-yaml plugin sdk typescript clean
 
-$(BIN)/.installed: pyproject.toml
+# The test machinery is a distribution of its own (tests/harness: oppie-pulumi-testing), never in the wheel.
+$(BIN)/.installed: pyproject.toml tests/harness/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e tests/harness
 	touch $@
 
 setup: $(BIN)/.installed
@@ -95,8 +96,8 @@ examples: setup
 reliability: setup
 	$(BIN)/python benchmarks/reliability.py
 
-# Mutation testing of _client.py, _models.py and phone_agent.py ([tool.mutmut] in pyproject.toml): hours on 2
-# cores, so not part of `make test` or CI (docs/mutation.md). mutmut's pass, then the provider-host pass: the tests
+# Mutation testing of the core (oppie_pulumi/agents/), the client, the models and the dynamic adapter ([tool.mutmut] in
+# pyproject.toml): hours on 2 cores, so not part of `make test` or CI (docs/mutation.md). mutmut's pass, then the provider-host pass: the tests
 # that run the provider in the real dynamic host, a child process mutmut cannot see into, judge what mutmut left
 # alive. `mutmut show <name>` shows one mutant.
 mutation: setup

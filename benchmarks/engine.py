@@ -16,7 +16,7 @@ The two floors
    resource per entry of ``agents.json``, the same arguments) on a dynamic provider that does nothing:
    ``check`` returns the news, ``create`` a fresh id, ``diff`` no change, ``read`` the state. Its outputs have
    our outputs' keys and about their size, and its provider pickles by reference as ours does, so its state
-   weighs what ours weighs. It runs in the same CLI (the pinned build, ``tests/realcli.pulumi_bin``), on the
+   weighs what ours weighs. It runs in the same CLI (the pinned build, from ``tools/pulumi/install.sh``), on the
    same machine, in the same run: every command is timed for ours and for the floor back to back, the order
    alternating at each repetition (ours-floor, floor-ours, ...), and the figures are medians. What the floor
    cannot remove is what any dynamic provider costs: the CLI, the language host, the Python program with the
@@ -68,6 +68,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import json
 import os
 import re
@@ -85,17 +86,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import pytest
+from oppie_pulumi_testing.cli import PHONE_AGENT, Project
+
+from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PROGRAMS = HERE / "programs"
-HOOKS = HERE / "_hooks"
-sys.path.insert(0, str(ROOT))  # tests.realcli: the real-engine tier's harness, shared rather than copied
-
-import oppie_pulumi.sandbox._faults as sandbox_faults  # noqa: E402
-from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve  # noqa: E402
-from tests.realcli import PHONE_AGENT, Project, pulumi_bin  # noqa: E402
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 sys.path.insert(0, str(HERE))
 import _report  # noqa: E402  (benchmarks/_report.py: the table, the agent and the checks run.py shares)
@@ -163,22 +161,36 @@ class Timed:
     processes: list[dict[str, Any]] = field(default_factory=list)
 
 
+@functools.cache
+def pulumi_bin() -> Path:
+    """The folder of the pinned CLI, found or built by ``tools/pulumi/install.sh --build`` (what the tests use)."""
+    result = subprocess.run(
+        [str(ROOT / "tools" / "pulumi" / "install.sh"), "--build"], capture_output=True, text=True, check=False
+    )
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"tools/pulumi/install.sh --build failed: {result.stderr[-2000:]}")
+    return Path(lines[-1])
+
+
 class Stack:
-    """A copy of ``benchmarks/programs/<program>`` with a stack of its own (``tests.realcli.Project``).
+    """A copy of ``benchmarks/programs/<program>`` with a stack of its own (``oppie_pulumi_testing.cli.Project``).
 
     ``kind``: ours, the floor, or the floor that imports oppie_pulumi (``--attribute``).
     """
 
-    def __init__(self, kind: str, folder: Path, sandbox: SandboxServer, pythonpath: Sequence[Path] = ()) -> None:
+    def __init__(self, kind: str, folder: Path, sandbox: SandboxServer) -> None:
         self.kind = kind
         self.sandbox = sandbox
         project_dir = folder / "project"  # where Project copies the program
         # The floor's provider module is imported by the provider host from the program's folder.
-        path = [*(CANDIDATE_PATH if kind == CANDIDATE else ()), project_dir, *pythonpath]
+        path = [*(CANDIDATE_PATH if kind == CANDIDATE else ()), project_dir]
         env = {"PYTHONPATH": os.pathsep.join(str(p) for p in path)}
         if kind == FLOOR_IMPORT:
             env["BENCH_NOOP_IMPORT"] = "oppie_pulumi"
-        self.project = Project(PROGRAMS / PROGRAM[kind], folder, stack="bench", env=env)
+        self.project = Project(
+            PROGRAMS / PROGRAM[kind], folder, bin_dir=pulumi_bin(), python=VENV_PYTHON, stack="bench", env=env
+        )
         self.project.configure(sandbox.url, TOKEN)
         self.size = 0
 
@@ -648,36 +660,29 @@ def bench_rate(sizes: Sizes, folder: Path) -> list[Row]:
     """``pulumi up --yes`` creating N agents, then ``pulumi destroy --yes``, at the API's limit; the floor's too."""
     n, limit, window = sizes.rate_creates, sizes.rate_limit, sizes.rate_window
     scaled = window != 60.0
-    pythonpath = [HOOKS] if scaled else []
-    saved_window = sandbox_faults.RateLimiter.WINDOW_S
-    sandbox_faults.RateLimiter.WINDOW_S = window
-    try:
-        with serve(SandboxConfig(token=TOKEN, db_path=":memory:", rate_limit_per_minute=limit)) as sandbox:
-            stacks = {
-                kind: Stack(kind, folder / f"{kind}-rate", sandbox, pythonpath=pythonpath) for kind in (FLOOR, OURS)
-            }
-            for stack in stacks.values():
-                stack.declare(n)
-                if scaled:
-                    # Both windows shortened by benchmarks/_hooks; the provider's limit per (scaled) window.
-                    stack.project.env["BENCH_RATE_WINDOW_SECONDS"] = str(window)
-                    stack.set_config("oppie:maxRequestsPerMinute", str(limit))
-                # else: the provider's default, 100/minute, as a user has it.
-            floor_up = stacks[FLOOR].run("up", "--yes")
-            floor_destroy = stacks[FLOOR].run("destroy", "--yes")
-            sandbox.state.rate_limiter.reset()  # a fresh window for ours
-            progress(f"rate: {n} creates at {limit} per {window:g} s")
-            up = stacks[OURS].run("up", "--yes")
-            agents = sandbox.agents()
-            up_429 = up.api["by_status"].get("429", 0)
-            created = up.api["by_status"].get("201", 0)
-            last_post = max(_epoch(agent["created_at"]) for agent in agents) if agents else time.time()
-            progress(f"rate: destroy of {len(agents)}")
-            destroy_start = time.time()
-            destroy = stacks[OURS].run("destroy", "--yes")
-            left = len(sandbox.agents())
-    finally:
-        sandbox_faults.RateLimiter.WINDOW_S = saved_window
+    config = SandboxConfig(token=TOKEN, db_path=":memory:", rate_limit_per_minute=limit, rate_window_seconds=window)
+    with serve(config) as sandbox:
+        stacks = {kind: Stack(kind, folder / f"{kind}-rate", sandbox) for kind in (FLOOR, OURS)}
+        for stack in stacks.values():
+            stack.declare(n)
+            if scaled:
+                # Both windows shortened through their settings; the provider's limit per (scaled) window.
+                stack.set_config("oppie:rateLimitWindowSeconds", str(window))
+                stack.set_config("oppie:maxRequestsPerMinute", str(limit))
+            # else: the provider's default, 100/minute, as a user has it.
+        floor_up = stacks[FLOOR].run("up", "--yes")
+        floor_destroy = stacks[FLOOR].run("destroy", "--yes")
+        sandbox.state.rate_limiter.reset()  # a fresh window for ours
+        progress(f"rate: {n} creates at {limit} per {window:g} s")
+        up = stacks[OURS].run("up", "--yes")
+        agents = sandbox.agents()
+        up_429 = up.api["by_status"].get("429", 0)
+        created = up.api["by_status"].get("201", 0)
+        last_post = max(_epoch(agent["created_at"]) for agent in agents) if agents else time.time()
+        progress(f"rate: destroy of {len(agents)}")
+        destroy_start = time.time()
+        destroy = stacks[OURS].run("destroy", "--yes")
+        left = len(sandbox.agents())
     pace = f"{limit}/min" if not scaled else f"{limit} per {window:g} s (time-scaled)"
     up_floor = n * window / limit  # the issue's floor: N x 0.6 s at 100/minute
     failures = n - created
@@ -833,7 +838,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         bin_dir = pulumi_bin()
-    except (pytest.skip.Exception, pytest.fail.Exception) as exc:
+    except RuntimeError as exc:
         print(f"benchmarks/engine.py needs the Pulumi CLI: {exc}", file=sys.stderr)
         return 2
     host = machine(bin_dir)

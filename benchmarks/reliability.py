@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from oppie_pulumi_testing import Engine, ProviderHost, Registration, StateEntry, Summary, run_program
+
 from oppie_pulumi import PhoneAgent
 from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve
-from oppie_pulumi.testing import Engine, ProviderHost, Registration, StateEntry, Summary, run_program
 
 TOKEN = "tok_reliability_5c1d9e"
 

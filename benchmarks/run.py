@@ -19,13 +19,13 @@ its stats (``/_sandbox/stats``, admin routes that are never counted) are the API
    request with the same body and decoding the JSON answer (any client must). One cycle is create ->
    update -> read -> read again -> delete, for the provider and for the raw client, alternating which goes
    first, after a warm-up; the sandbox keeps ``--agents`` other agents, so every list has the same size for
-   both. ``read`` is measured with a fresh ``GET /phone`` each time (``READ_SNAPSHOT_SECONDS`` set to 0
-   in-process); the second read is the snapshot case (default ``READ_SNAPSHOT_SECONDS``: it reuses the list
-   the first read took), reported on its own against the same floor. Ratios are of medians (p95 beside).
+   both. ``read`` is measured with a fresh ``GET /phone`` each time (the provider is configured with
+   ``oppie:listCacheSeconds`` 0); the snapshot case is a second provider with the default (2 s): a read that
+   reuses the list its previous read took, reported on its own against the same floor. Ratios are of medians
+   (p95 beside).
 2. The same cycle through the real provider host (``python -m pulumi.dynamic`` over gRPC, via
-   ``oppie_pulumi.testing.ProviderHost``), one call at a time, reads fresh (the host is started with
-   ``benchmarks/_hooks`` on its path, which sets ``READ_SNAPSHOT_SECONDS`` to 0 there). No goal: it shows
-   what the host and the wire format add.
+   ``oppie_pulumi_testing.ProviderHost``), one call at a time, reads fresh (the host is configured with
+   ``oppie:listCacheSeconds`` 0). No goal: it shows what the host and the wire format add.
 3. A stack's worth of operations through ``Engine`` (``pulumi up``'s call order) with ``parallel=10``: the
    CLI's ``--parallel`` is unbounded by default, 10 stands for "more than the host's 4 gRPC workers".
    ``up`` (create) / ``up`` (update) / ``refresh`` / ``destroy`` of ``--stack`` agents against a raw client
@@ -53,8 +53,9 @@ its stats (``/_sandbox/stats``, admin routes that are never counted) are the API
    provider's limit at 100/minute. The floor: a 60-second sliding window lets 100 through at t=0, 100 at
    t=60 and 100 at t=120, so 120 s. Both limiters use a fixed 60-second window, so a shorter test cannot be
    had by raising the limit; the default run is therefore the real one (a little over 2 minutes).
-   ``--smoke`` time-scales it instead: both windows shortened to 1 s by ``benchmarks/_hooks``
-   (``BENCH_RATE_WINDOW_SECONDS``), 30 creates at 10 per window, floor 2 s. Scaling is not neutral: in
+   ``--smoke`` time-scales it instead: both windows shortened to 1 s through their declared settings (the
+   sandbox's ``--rate-window``, the provider's ``oppie:rateLimitWindowSeconds``), 30 creates at 10 per window,
+   floor 2 s. Scaling is not neutral: in
    1-second windows the keep-alive connections of one window are still open in the next (httpx drops idle
    ones after 5 s), so the latency of a window's first requests differs, and the sandbox's ``Retry-After``
    is whole seconds, a whole scaled window. The scaled run exercises the path and shows the limiter's
@@ -91,16 +92,14 @@ from typing import Any
 import _report  # benchmarks/_report.py: the table, the agent and the checks engine.py shares
 import httpx
 from _report import Row, expect, goals_line, p95, print_table, progress, spec
+from oppie_pulumi_testing import Engine, ProviderHost, Registration, StateEntry, Summary, run_program
 from pulumi.dynamic import Config, ConfigureRequest
 
-import oppie_pulumi.phone_agent as phone_agent
 from oppie_pulumi import PhoneAgent
 from oppie_pulumi._models import api_body, outputs_from_agent
 from oppie_pulumi.phone_agent import PhoneAgentProvider
-from oppie_pulumi.testing import Engine, ProviderHost, Registration, StateEntry, Summary, run_program
 
 HERE = Path(__file__).resolve().parent
-HOOKS = HERE / "_hooks"
 TOKEN = "bench-token-5e1f"
 PROVIDER_KEY = "__provider"
 ENGINE_PARALLEL = 10
@@ -207,24 +206,21 @@ def machine() -> dict[str, Any]:
 # -- the sandbox, as its own process ---------------------------------------------------------------------
 
 
-def hooked_env(**knobs: str) -> dict[str, str]:
-    """Our environment without OPPIE_* variables, with ``benchmarks/_hooks`` on the path and ``knobs`` set."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPPIE_", "BENCH_"))}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HOOKS), env.get("PYTHONPATH", "")) if p)
-    env.update(knobs)
-    return env
+def plain_env() -> dict[str, str]:
+    """Our environment without OPPIE_* variables: the processes started here see only the settings given."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OPPIE_")}
 
 
 class Sandbox:
     """``python -m oppie_pulumi.sandbox`` on a free port; stats and reset through its admin routes."""
 
-    def __init__(self, *, rate_limit: int = 0, db: str = ":memory:", env: dict[str, str] | None = None) -> None:
+    def __init__(self, *, rate_limit: int = 0, window: float = 60.0, db: str = ":memory:") -> None:
         # Kept open for the process's lifetime (its stderr), closed in close().
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         command = [sys.executable, "-m", "oppie_pulumi.sandbox", "--port", "0", "--token", TOKEN]
-        command += ["--db", db, "--rate-limit", str(rate_limit)]
+        command += ["--db", db, "--rate-limit", str(rate_limit), "--rate-window", str(window)]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env or hooked_env()
+            command, stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=plain_env()
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
@@ -329,11 +325,11 @@ def configured_provider(url: str, **extra: str) -> PhoneAgentProvider:
 
 
 @contextlib.contextmanager
-def provider_host(url: str, env: dict[str, str] | None = None, **extra: str) -> Iterator[ProviderHost]:
+def provider_host(url: str, **extra: str) -> Iterator[ProviderHost]:
     """A real provider host configured for the sandbox at ``url`` (client rate limit off unless given)."""
     config = {"oppie:apiToken": TOKEN, "oppie:baseUrl": url, "oppie:maxRequestsPerMinute": "0"}
     config.update({f"oppie:{key}": value for key, value in extra.items()})
-    with ProviderHost(env=env or hooked_env()) as host:
+    with ProviderHost(env=plain_env()) as host:
         host.configure(config)
         yield host
 
@@ -375,10 +371,12 @@ class RawCycle:
 
 
 class ProviderCycle:
-    """One cycle through ``PhoneAgentProvider`` in-process."""
+    """One cycle through ``PhoneAgentProvider`` in-process. ``provider`` (default settings) writes and reads twice,
+    the second read reusing the list of the first; ``fresh`` (``listCacheSeconds`` 0) reads with a fresh list."""
 
-    def __init__(self, provider: PhoneAgentProvider, inputs: dict[str, Any]) -> None:
+    def __init__(self, provider: PhoneAgentProvider, fresh: PhoneAgentProvider, inputs: dict[str, Any]) -> None:
         self.provider = provider
+        self.fresh = fresh
         self.inputs = inputs
 
     def run(self, i: int, samples: dict[str, list[int]]) -> None:
@@ -390,14 +388,10 @@ class ProviderCycle:
         ns, updated = timed(lambda: provider.update(agent_id, outs, news))
         samples["update"].append(ns)
         outs = updated.outs
-        snapshot_seconds = phone_agent.READ_SNAPSHOT_SECONDS
-        phone_agent.READ_SNAPSHOT_SECONDS = 0.0  # a fresh GET /phone, like the floor's
-        try:
-            ns, fresh = timed(lambda: provider.read(agent_id, outs))
-        finally:
-            phone_agent.READ_SNAPSHOT_SECONDS = snapshot_seconds
+        ns, fresh = timed(lambda: self.fresh.read(agent_id, outs))  # a fresh GET /phone, like the floor's
         expect(fresh.id == agent_id and fresh.outs["first_message"] == f"Hello {i}", "read missed the update")
         samples["read"].append(ns)
+        provider.read(agent_id, outs)  # takes the list the next read reuses (the update invalidated the last)
         ns, cached = timed(lambda: provider.read(agent_id, outs))
         expect(cached.id == agent_id, "snapshot read lost the agent")
         samples["read_snapshot"].append(ns)
@@ -459,13 +453,14 @@ def bench_latency(sandbox: Sandbox, sizes: Sizes, rows: list[Row]) -> None:
     inputs = provider.check({}, reg.inputs).inputs
     with raw_client(sandbox.url) as client:
         raw = RawCycle(client, api_body(inputs))
-        prov, floor = interleave(ProviderCycle(provider, inputs).run, raw.run, sizes.cycles, sizes.warmup)
+        cycle = ProviderCycle(provider, configured_provider(sandbox.url, listCacheSeconds="0"), inputs)
+        prov, floor = interleave(cycle.run, raw.run, sizes.cycles, sizes.warmup)
         for op in ("create", "read", "update", "delete"):
             rows.append(latency_row(f"{op}, in-process", prov[op], floor[op], 1.25))
         rows.append(latency_row("read, in-process, snapshot reused", prov["read_snapshot"], floor["read"], None))
-        rows[-1].data["note"] = "second read within READ_SNAPSHOT_SECONDS: no request; floor is a fresh GET /phone"
+        rows[-1].data["note"] = "second read within listCacheSeconds: no request; floor is a fresh GET /phone"
 
-        with provider_host(sandbox.url, env=hooked_env(BENCH_READ_SNAPSHOT_SECONDS="0")) as host:
+        with provider_host(sandbox.url, listCacheSeconds="0") as host:
             through_host, floor = interleave(
                 HostCycle(host, reg).run, raw.run, sizes.host_cycles, max(3, sizes.warmup // 3)
             )
@@ -752,11 +747,11 @@ def bench_refresh(sizes: Sizes, rows: list[Row]) -> None:
 
 def bench_rate_limited(sizes: Sizes, rows: list[Row]) -> None:
     n, limit, window = sizes.rate_creates, sizes.rate_limit, sizes.rate_window
-    knobs = {} if window == 60.0 else {"BENCH_RATE_WINDOW_SECONDS": str(window)}
     registrations = declare([spec(i) for i in range(n)], prefix="burst")
     floor = (math.ceil(n / limit) - 1) * window
-    with Sandbox(rate_limit=limit, env=hooked_env(**knobs)) as sandbox:
-        with provider_host(sandbox.url, env=hooked_env(**knobs), maxRequestsPerMinute=str(limit)) as host:
+    with Sandbox(rate_limit=limit, window=window) as sandbox:
+        limits = {"maxRequestsPerMinute": str(limit), "rateLimitWindowSeconds": str(window)}
+        with provider_host(sandbox.url, **limits) as host:
             engine = Engine(host, {}, parallel=ENGINE_PARALLEL)
             engine.preview(registrations[:1])  # unpickle and configure outside the clock; no API call
             start = time.perf_counter()
@@ -793,7 +788,7 @@ def bench_rate_limited(sizes: Sizes, rows: list[Row]) -> None:
 _DECLARE_PROBE = """
 import sys
 from oppie_pulumi import PhoneAgent
-from oppie_pulumi.testing import run_program
+from oppie_pulumi_testing import run_program
 
 n = int(sys.argv[1])
 count = 0
@@ -821,7 +816,7 @@ def bench_declare(sizes: Sizes, rows: list[Row]) -> None:
         capture_output=True,
         text=True,
         timeout=600,
-        env=hooked_env(),
+        env=plain_env(),
     )
     seconds = time.perf_counter() - start
     outcome = (result.stdout.strip().splitlines() or [f"exit {result.returncode}: {result.stderr[-300:]}"])[-1]

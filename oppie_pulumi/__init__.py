@@ -11,6 +11,7 @@ from ._exceptions import (
     AmbiguousCreate,
     ApiError,
     ConfigError,
+    DeadlineExceeded,
     InvalidRequest,
     MalformedResponse,
     NotFound,
@@ -21,15 +22,15 @@ from ._exceptions import (
     Unauthorized,
 )
 from ._models import AgentSpec
+from ._version import __version__
 from .phone_agent import PhoneAgent, PhoneAgentArgs, PhoneAgentProvider
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AgentSpec",
     "AmbiguousCreate",
     "ApiError",
     "ConfigError",
+    "DeadlineExceeded",
     "InvalidRequest",
     "MalformedResponse",
     "NotFound",

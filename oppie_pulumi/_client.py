@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import json
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 import httpx
 
-from ._config import DEFAULT_BASE_URL, Settings
+from ._answers import api_error, malformed, not_the_api, why_retried
+from ._config import Settings
 from ._exceptions import (
     ApiError,
     ConfigError,
@@ -33,91 +32,33 @@ from ._exceptions import (
     RateLimited,
     ServerError,
     TransportError,
-    Unauthorized,
-    WrongBaseUrl,
-    error_class_for_status,
     redact,
 )
+from ._ratelimit import RateLimiter
+from ._version import __version__
 
-__all__ = ["PhoneApiClient", "RateLimiter", "Slot", "client_for"]
+__all__ = ["PhoneApiClient", "Wait", "client_for"]
 
-_T = TypeVar("_T")
-
-USER_AGENT = "oppie-pulumi/0.1.0"
+USER_AGENT = f"oppie-pulumi/{__version__}"
 MAX_BACKOFF_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 120.0
 _IDEMPOTENT = frozenset({"GET", "PATCH", "DELETE"})
 
-_FIX_AUTH = (
-    "check the token: set it with `pulumi config set --secret oppie:apiToken <token>` or "
-    "OPPIE_API_TOKEN; a 403 means the token lacks the phone:read / phone:write scope"
-)
 
+@dataclass(frozen=True)
+class Wait:
+    """A wait the client is about to make, told to its ``on_wait`` hook before it sleeps.
 
-class Slot:
-    """One request's place in the rate limiter's window: when it counts from, and how long it waited."""
-
-    __slots__ = ("at", "waited")
-
-    def __init__(self, at: float, waited: float) -> None:
-        self.at = at
-        self.waited = waited
-
-
-class RateLimiter:
-    """At most ``per_minute`` requests in any 60-second window, across all threads.
-
-    A sliding window rather than a token bucket with a burst: it never exceeds the API's limit
-    whichever of the two the API enforces, and still sends the first ``per_minute`` at once.
-
-    The API counts a request from when it arrives, which we cannot see; we count it from when its
-    answer came back (``settle``), which is never earlier. A request the API refused with a 429 was not
-    counted by the API, so it gives its place back (``release``).
+    ``kind``: ``rate-limit`` (for a place in the client-side rate limit), ``retry`` (before retry ``attempt``,
+    after ``reason``: "POST /phone answered 503", ...) or ``settle`` (letting a request that may land late land
+    before a last look). A hook that raises gives up the wait, and the call with it: the error propagates.
     """
 
-    WINDOW_SECONDS = 60.0
-
-    def __init__(
-        self,
-        per_minute: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._limit = int(per_minute)
-        self._clock = clock
-        self._sleep = sleep
-        self._slots: list[Slot] = []
-        self._lock = threading.Lock()
-
-    def acquire(self) -> Slot:
-        """Block until a request may be sent, and hold a place for it in the window."""
-        started = self._clock()
-        while True:
-            with self._lock:
-                now = self._clock()
-                if self._limit <= 0:
-                    return Slot(now, 0.0)
-                window = self.WINDOW_SECONDS
-                self._slots = [slot for slot in self._slots if slot.at > now - window]
-                if len(self._slots) < self._limit:
-                    slot = Slot(now, now - started)
-                    self._slots.append(slot)
-                    return slot
-                # The place frees when enough of the oldest requests leave the window.
-                times = sorted(slot.at for slot in self._slots)
-                wait = times[len(times) - self._limit] + window - now
-            self._sleep(max(wait, 0.001))
-
-    def settle(self, slot: Slot) -> None:
-        """The request got its answer: it counts from now."""
-        with self._lock:
-            slot.at = self._clock()
-
-    def release(self, slot: Slot) -> None:
-        """The API refused the request without counting it (429): give its place back."""
-        with self._lock:
-            if slot in self._slots:
-                self._slots.remove(slot)
+    kind: Literal["rate-limit", "retry", "settle"]
+    seconds: float
+    operation: str
+    reason: str
+    attempt: int = 0
 
 
 @dataclass
@@ -133,7 +74,13 @@ class PhoneApiClient:
     ``label`` arguments name the agent in error messages (its name or id).
     """
 
-    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        on_wait: Callable[[Wait], None] | None = None,
+    ) -> None:
         self.settings = settings
         try:
             self._http = httpx.Client(
@@ -151,14 +98,27 @@ class PhoneApiClient:
                 "oppie:baseUrl / OPPIE_BASE_URL is not a URL the HTTP client can use: check it for stray characters"
             )
         # Every wait (between retries, for the rate window) goes through here: tests see exactly how long the
-        # client would wait.
+        # client would wait. ``on_wait`` hears of each before it starts (the plugin's progress lines, deadlines).
         self._sleep = sleep
-        self._limiter = RateLimiter(settings.max_requests_per_minute, sleep=sleep)
+        self._on_wait = on_wait
+        self._limiter = RateLimiter(
+            settings.max_requests_per_minute, sleep=sleep, window=settings.rate_limit_window_seconds
+        )
         self._random = random.Random()
         self._lock = threading.Condition()
         self._generation = 0
         self._snapshot: _Snapshot | None = None
         self._listing: int | None = None  # generation of the list call in flight, if any
+
+    def close(self) -> None:
+        """Close the pooled connections (a process-wide client from ``client_for`` lives as long as its process)."""
+        self._http.close()
+
+    def __enter__(self) -> PhoneApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- endpoints ---------------------------------------------------------------------------------
 
@@ -198,8 +158,14 @@ class PhoneApiClient:
             if not isinstance(data, list) or not all(
                 isinstance(a, dict) and isinstance(a.get("id"), str) for a in data
             ):
-                raise self._malformed(
-                    "GET", "/phone", operation, "a JSON array of agents", status=status, body=json.dumps(data)
+                raise malformed(
+                    "GET",
+                    "/phone",
+                    operation,
+                    "a JSON array of agents",
+                    status=status,
+                    body=json.dumps(data),
+                    token=self.settings.api_token,
                 )
             with self._lock:
                 if generation == self._generation:
@@ -249,8 +215,9 @@ class PhoneApiClient:
         token = self.settings.require_token()
         headers = {"Authorization": f"Bearer {token}"}
         attempt = 0
+        announce = None if self._on_wait is None else _RateWaitAnnouncer(self._on_wait, operation, self.settings)
         while True:
-            slot = self._limiter.acquire()
+            slot = self._limiter.acquire(announce)
             outcome = self._attempt(method, path, operation, json, headers, token)
             if isinstance(outcome, tuple) and outcome[0] == 429:
                 self._limiter.release(slot)
@@ -265,7 +232,7 @@ class PhoneApiClient:
                 )
             else:
                 status, response = outcome
-                not_api = self._not_the_api(response, method, path, operation, token)
+                not_api = not_the_api(response, method, path, operation, token, self.settings.base_url)
                 if not_api is not None:
                     raise not_api
                 if response.is_success:
@@ -276,7 +243,7 @@ class PhoneApiClient:
                     # An answer that cannot be read is a failed attempt like a 5xx: safe to repeat when idempotent.
                     retryable = method in _IDEMPOTENT
                 else:
-                    error = self._error(response, method, path, operation, token)
+                    error = api_error(response, method, path, operation, token)
                     retryable = isinstance(error, RateLimited) or (
                         isinstance(error, ServerError) and method in _IDEMPOTENT
                     )
@@ -285,7 +252,7 @@ class PhoneApiClient:
             if not retryable or attempt >= budget:
                 raise error
             retry_after = error.retry_after if isinstance(error, ApiError) else None
-            self._sleep(self._backoff(attempt, retry_after))
+            self._wait("retry", self._backoff(attempt, retry_after), operation, why_retried(error), attempt + 1)
             attempt += 1
 
     def _attempt(
@@ -326,14 +293,26 @@ class PhoneApiClient:
             may_have_reached_api=False,
         )
 
-    def pause(self, attempt: int) -> None:
-        """Sleep the backoff for retry number ``attempt`` (callers that retry a whole operation)."""
-        self._sleep(self._backoff(attempt, None))
+    def pause(self, attempt: int, *, operation: str, reason: str) -> None:
+        """Sleep the backoff before retry ``attempt + 1`` of a whole operation, after ``reason``."""
+        self._wait("retry", self._backoff(attempt, None), operation, reason, attempt + 1)
 
-    def wait(self, seconds: float) -> None:
+    def wait(self, seconds: float, *, operation: str, reason: str) -> None:
         """Sleep ``seconds``, if more than none (callers that let the API settle before they look again)."""
         if seconds > 0:
-            self._sleep(seconds)
+            self._wait("settle", seconds, operation, reason)
+
+    def _wait(
+        self,
+        kind: Literal["rate-limit", "retry", "settle"],
+        seconds: float,
+        operation: str,
+        reason: str,
+        attempt: int = 0,
+    ) -> None:
+        if self._on_wait is not None:
+            self._on_wait(Wait(kind, seconds, operation, reason, attempt))
+        self._sleep(seconds)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -349,116 +328,45 @@ class PhoneApiClient:
         except (json.JSONDecodeError, UnicodeDecodeError):
             pass
         # Raised outside the handler: the decode error holds the whole body, which may echo the token.
-        raise self._malformed(method, path, operation, "JSON", status=response.status_code, body=response.text)
-
-    def _not_the_api(
-        self, response: httpx.Response, method: str, path: str, operation: str, token: str
-    ) -> WrongBaseUrl | None:
-        """A ``WrongBaseUrl`` when the answer cannot come from the phone-agent API, else ``None``.
-
-        The API always has ``/phone`` (404 there is some other server; 404 on ``/phone/{id}`` is an unknown
-        agent), answers no method with 405 or 501, and never answers a success with an HTML page. A gateway in
-        front of the API may send HTML with a 5xx: that stays a ServerError, as the API may be behind it.
-        """
-        status = response.status_code
-        html = "html" in response.headers.get("content-type", "").lower() or response.content.lstrip()[:1] == b"<"
-        if status in (405, 501) or (status == 404 and path == "/phone"):
-            why = f"it has no {method} {path}"
-        elif response.is_success and html:
-            why = "it answered with an HTML page"
-        else:
-            return None
-        api_message = _api_message(response, token)
-        return WrongBaseUrl(
-            redact(
-                f"{operation} failed: {method} {path} answered {status} {response.reason_phrase}: {api_message}. "
-                f"{self.settings.base_url} does not look like the phone-agent API ({why}): check oppie:baseUrl / "
-                f"OPPIE_BASE_URL (the API's own is {DEFAULT_BASE_URL}). Nothing was created or changed there",
-                token,
-            ),
-            operation=operation,
-            method=method,
-            path=path,
-            status_code=status,
-            api_message=api_message,
+        raise malformed(
+            method,
+            path,
+            operation,
+            "JSON",
+            status=response.status_code,
+            body=response.text,
+            token=self.settings.api_token,
         )
 
     def _as_agent(self, data: Any, status: int, method: str, path: str, operation: str) -> dict[str, Any]:
         if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-            raise self._malformed(
-                method, path, operation, "a JSON agent with an id", status=status, body=json.dumps(data)
+            raise malformed(
+                method,
+                path,
+                operation,
+                "a JSON agent with an id",
+                status=status,
+                body=json.dumps(data),
+                token=self.settings.api_token,
             )
         return data
 
-    def _malformed(
-        self, method: str, path: str, operation: str, expected: str, *, status: int, body: str
-    ) -> MalformedResponse:
-        # Redacted before it is cut short: a token cut in half would no longer be found, and half would show.
-        shown = _snippet(redact(body, self.settings.api_token))
-        detail = f"expected {expected}, got {shown!r}" if body else f"expected {expected}"
-        return MalformedResponse(
-            redact(
-                f"{operation} failed: {method} {path} answered {status} with a body that is not "
-                f"what the API documents ({detail})",
-                self.settings.api_token,
-            ),
-            operation=operation,
-            method=method,
-            path=path,
-            status_code=status,
-            api_message=detail,
+
+class _RateWaitAnnouncer:
+    """Tells ``on_wait`` of a wait for a place in the rate limit, naming the operation and the setting."""
+
+    __slots__ = ("_on_wait", "_operation", "_reason")
+
+    def __init__(self, on_wait: Callable[[Wait], None], operation: str, settings: Settings) -> None:
+        self._on_wait = on_wait
+        self._operation = operation
+        self._reason = (
+            f"the client-side rate limit ({settings.max_requests_per_minute:g} requests/min, "
+            "oppie:maxRequestsPerMinute)"
         )
 
-    def _error(self, response: httpx.Response, method: str, path: str, operation: str, token: str) -> ApiError:
-        status = response.status_code
-        api_message = _api_message(response, token)
-        cls = error_class_for_status(status)
-        message = f"{operation} failed: {method} {path} answered {status} {response.reason_phrase}: {api_message}"
-        if cls is Unauthorized:
-            message += f". Fix: {_FIX_AUTH}"
-        retry_after = _retry_after(response.headers.get("Retry-After"))
-        if cls is RateLimited:
-            wait = f"{retry_after:g} s" if retry_after is not None else "a moment"
-            message += f" (the API asked to wait {wait}; lower oppie:maxRequestsPerMinute if this persists)"
-        return cls(
-            redact(message, token),
-            operation=operation,
-            method=method,
-            path=path,
-            status_code=status,
-            api_message=api_message,
-            retry_after=retry_after,
-        )
-
-
-def _snippet(text: str, limit: int = 200) -> str:
-    text = re.sub(r"<[^>]+>", " ", text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _api_message(response: httpx.Response, secret: str | None) -> str:
-    """The API's own explanation from the ``{statusCode, error, message}`` envelope, or the body.
-
-    ``secret`` is redacted before anything is cut short, so no part of it survives a cut.
-    """
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = _UNREADABLE
-    if body is _UNREADABLE:
-        text = _snippet(redact(response.text, secret))
-        return f"(no JSON error body; the response said: {text!r})" if text else "(empty body)"
-    if isinstance(body, dict):
-        message = body.get("message", body.get("error"))
-        if isinstance(message, list):
-            return redact("; ".join(str(m) for m in message), secret)
-        if message is not None:
-            return redact(str(message), secret)
-    return _snippet(redact(json.dumps(body), secret))
-
-
-_UNREADABLE = object()
+    def __call__(self, seconds: float) -> None:
+        self._on_wait(Wait("rate-limit", seconds, self._operation, self._reason))
 
 
 class _Unsendable(TransportError):
@@ -487,29 +395,17 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
-    except (TypeError, ValueError):
-        return None
-
-
-_CLIENTS: dict[Settings, PhoneApiClient] = {}
+_CLIENTS: dict[tuple[Settings, Callable[[Wait], None] | None], PhoneApiClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
-def client_for(settings: Settings) -> PhoneApiClient:
-    """The process-wide client for ``settings``, built on first use and shared by every thread."""
-    client = _CLIENTS.get(settings)
+def client_for(settings: Settings, on_wait: Callable[[Wait], None] | None = None) -> PhoneApiClient:
+    """The process-wide client for ``settings`` (and ``on_wait``), built on first use and shared by every thread."""
+    key = (settings, on_wait)
+    client = _CLIENTS.get(key)
     if client is None:
         with _CLIENTS_LOCK:
-            client = _CLIENTS.get(settings)
+            client = _CLIENTS.get(key)
             if client is None:
-                client = _CLIENTS[settings] = PhoneApiClient(settings)
+                client = _CLIENTS[key] = PhoneApiClient(settings, on_wait=on_wait)
     return client

@@ -7,6 +7,12 @@
 | request timeout (s) | ``oppie:timeoutSeconds``       | ``OPPIE_TIMEOUT_SECONDS``       | 30          |
 | client rate limit   | ``oppie:maxRequestsPerMinute`` | ``OPPIE_MAX_REQUESTS_PER_MINUTE`` | 100, 0: off |
 | retries per call    | ``oppie:maxRetries``           | ``OPPIE_MAX_RETRIES``           | 5           |
+| list sharing (s)    | ``oppie:listCacheSeconds``     | ``OPPIE_LIST_CACHE_SECONDS``    | 2, 0: off   |
+| rate window (s)     | ``oppie:rateLimitWindowSeconds`` | ``OPPIE_RATE_LIMIT_WINDOW_SECONDS`` | 60      |
+
+The last two exist for benchmarks and tests (a read measured with a fresh ``GET /phone`` each time; a rate-limited
+run time-scaled to a shorter window): users keep the defaults. Every setting is declared once, in ``SOURCES``, with
+its key, variable and description; the plugin's schema is generated from it.
 
 A missing token is not an error until the first API call: ``check`` and ``diff`` (all a preview
 needs) work without one. A token that no HTTP header can carry (a control character, or a non-ASCII
@@ -23,7 +29,7 @@ from urllib.parse import urlsplit
 
 from ._exceptions import ConfigError
 
-__all__ = ["DEFAULT_BASE_URL", "Settings"]
+__all__ = ["DEFAULT_BASE_URL", "SOURCES", "Settings", "Source"]
 
 DEFAULT_BASE_URL = "https://api.open.cx"
 
@@ -40,13 +46,45 @@ BAD_TOKEN_HELP = (
 # Settings values quoted in an error are cut to this many characters.
 SHOWN_CHARACTERS = 60
 
-# (stack config key, environment variable)
-_SOURCES = {
-    "api_token": ("oppie:apiToken", "OPPIE_API_TOKEN"),
-    "base_url": ("oppie:baseUrl", "OPPIE_BASE_URL"),
-    "timeout_seconds": ("oppie:timeoutSeconds", "OPPIE_TIMEOUT_SECONDS"),
-    "max_requests_per_minute": ("oppie:maxRequestsPerMinute", "OPPIE_MAX_REQUESTS_PER_MINUTE"),
-    "max_retries": ("oppie:maxRetries", "OPPIE_MAX_RETRIES"),
+
+@dataclass(frozen=True)
+class Source:
+    """Where one setting comes from (stack config key, environment variable) and what it means."""
+
+    key: str
+    variable: str
+    description: str
+    secret: bool = False
+
+
+SOURCES: dict[str, Source] = {
+    "api_token": Source("oppie:apiToken", "OPPIE_API_TOKEN", "The phone-agent API's bearer token.", secret=True),
+    "base_url": Source("oppie:baseUrl", "OPPIE_BASE_URL", "Base URL of the phone-agent API, e.g. a local sandbox."),
+    "timeout_seconds": Source(
+        "oppie:timeoutSeconds", "OPPIE_TIMEOUT_SECONDS", "Timeout of one HTTP request, in seconds."
+    ),
+    "max_requests_per_minute": Source(
+        "oppie:maxRequestsPerMinute",
+        "OPPIE_MAX_REQUESTS_PER_MINUTE",
+        "Client-side rate limit in requests per minute (0 turns it off); the API documents 100 per organisation.",
+    ),
+    "max_retries": Source(
+        "oppie:maxRetries",
+        "OPPIE_MAX_RETRIES",
+        "How many times a failed call is retried (429 answers get four times as many).",
+    ),
+    "list_cache_seconds": Source(
+        "oppie:listCacheSeconds",
+        "OPPIE_LIST_CACHE_SECONDS",
+        "Reads within this many seconds share one GET /phone (0: every read lists); the provider's own writes "
+        "always start a fresh list.",
+    ),
+    "rate_limit_window_seconds": Source(
+        "oppie:rateLimitWindowSeconds",
+        "OPPIE_RATE_LIMIT_WINDOW_SECONDS",
+        "The window maxRequestsPerMinute is counted over, in seconds (60). Benchmarks shorten it to time-scale a "
+        "rate-limited run; leave it alone against the real API.",
+    ),
 }
 
 
@@ -59,6 +97,8 @@ class Settings:
     timeout_seconds: float = 30.0
     max_requests_per_minute: float = 100.0
     max_retries: int = 5
+    list_cache_seconds: float = 2.0
+    rate_limit_window_seconds: float = 60.0
 
     # A pickle of Settings can end up anywhere (a state file, a cache, a crash report): it never holds the
     # token. A copy is the same immutable object, token and all.
@@ -87,10 +127,10 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         raw: dict[str, str] = {}
-        for name, (key, var) in _SOURCES.items():
-            value = config_get(key)
+        for name, source in SOURCES.items():
+            value = config_get(source.key)
             if value is None or value == "":
-                value = env.get(var) or None
+                value = env.get(source.variable) or None
             if value is not None:
                 raw[name] = str(value).strip()
 
@@ -116,6 +156,8 @@ class Settings:
             timeout_seconds=_number(raw, "timeout_seconds", 30.0, minimum=0.001),
             max_requests_per_minute=_number(raw, "max_requests_per_minute", 100.0, minimum=0.0),
             max_retries=int(_number(raw, "max_retries", 5, minimum=0)),
+            list_cache_seconds=_number(raw, "list_cache_seconds", 2.0, minimum=0.0),
+            rate_limit_window_seconds=_number(raw, "rate_limit_window_seconds", 60.0, minimum=0.001),
         )
 
     def require_token(self) -> str:
@@ -150,7 +192,7 @@ def _shown_url(url: str) -> str:
 def _number(raw: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
     if name not in raw:
         return default
-    key, var = _SOURCES[name]
+    key, var = SOURCES[name].key, SOURCES[name].variable
     try:
         value = float(raw[name])
     except ValueError:

@@ -14,6 +14,7 @@ The hierarchy::
      |    +-- MalformedResponse 2xx whose body is not the JSON we expect
      |    +-- WrongBaseUrl      the base URL answers like some other server (also a ConfigError)
      +-- AmbiguousCreate        a create may have happened more than once; a person must clean up
+     +-- DeadlineExceeded       an operation would overrun its deadline (the plugin's customTimeouts) waiting
 
 ``str(error)`` is what ``pulumi up`` prints, so every message names the operation, the agent, the
 HTTP status, the API's own message and, where there is one, the fix. The API token never appears in
@@ -34,6 +35,7 @@ __all__ = [
     "AmbiguousCreate",
     "ApiError",
     "ConfigError",
+    "DeadlineExceeded",
     "InvalidRequest",
     "MalformedResponse",
     "NotFound",
@@ -155,6 +157,11 @@ class AmbiguousCreate(OppieError):
     def __init__(self, message: str, *, candidate_ids: Iterable[str]) -> None:
         super().__init__(message)
         self.candidate_ids = list(candidate_ids)
+
+
+class DeadlineExceeded(OppieError):
+    """An operation gave up rather than wait past its deadline (``customTimeouts`` under the plugin) for the rate
+    limit or a retry; nothing was sent for the attempt it would have waited for."""
 
 
 _STATUS_ERRORS: dict[int, type[ApiError]] = {

@@ -78,8 +78,20 @@ Text = Annotated[StrictStr, AfterValidator(_sendable)]
 StrList = list[Text]
 
 
+# The URL almost every webhook is: accepted without urlsplit (a preview checks every agent's URL), and never one
+# the full test below would refuse (tests/test_models.py holds the two to that).
+_PLAIN_HTTP_URL = re.compile(r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::([0-9]{1,5}))?(?:[/?#][!-~]*)?")
+
+
 def _is_http_url(value: str) -> bool:
     """An http(s) URL with a host (and a valid port, if any), in printable ASCII without spaces."""
+    plain = _PLAIN_HTTP_URL.fullmatch(value)
+    if plain is not None and (plain.group(1) is None or int(plain.group(1)) <= 65535):
+        return True
+    return _is_http_url_in_full(value)
+
+
+def _is_http_url_in_full(value: str) -> bool:
     if not (value.isascii() and value.isprintable()) or " " in value:
         return False
     try:
@@ -155,8 +167,18 @@ REPLACE_ON_CHANGE = frozenset({"model"})
 INPUT_FIELDS: tuple[str, ...] = tuple(AgentSpec.model_fields)
 # Python name -> API name, for the one field whose names differ.
 API_NAMES: dict[str, str] = {name: name for name in INPUT_FIELDS} | {"action_ids": "actionIds"}
-COMPUTED_OUTPUTS = ("org_id", "phone_number", "provider_external_id", "created_at", "updated_at")
-OUTPUT_FIELDS: tuple[str, ...] = INPUT_FIELDS + COMPUTED_OUTPUTS
+# What the API computes and returns beside the inputs, with its description (the schema's words).
+COMPUTED_OUTPUTS: dict[str, str] = {
+    "org_id": "Id of the organisation that owns the agent.",
+    "phone_number": (
+        "The phone number the API provisioned for the agent (E.164), the one callers dial. A replacement (a new "
+        "`model`) gets a new number."
+    ),
+    "provider_external_id": "Id of the agent's phone line at the telephony provider, if the API reports one.",
+    "created_at": "When the agent was created (ISO 8601, as the API reports it).",
+    "updated_at": "When the agent was last changed (ISO 8601, as the API reports it).",
+}
+OUTPUT_FIELDS: tuple[str, ...] = INPUT_FIELDS + tuple(COMPUTED_OUTPUTS)
 
 
 def validation_failures(

@@ -159,23 +159,7 @@ def _generate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     except ConfigError as exc:
         return _fail(stderr, str(exc), EXIT_USAGE)
     if not settings.api_token:
-        if _VARIABLE_NAME.fullmatch(args.token_env):
-            return _fail(
-                stderr,
-                f"no API token: the environment variable {args.token_env} is not set. Set it "
-                f"(export {args.token_env}=...) or name another variable with --token-env; the token is not "
-                "accepted on the command line.",
-                EXIT_USAGE,
-            )
-        # Not shaped like a variable name: most likely the token itself, typed where its variable's name goes.
-        return _fail(
-            stderr,
-            "no API token: --token-env takes the NAME of an environment variable (such as OPPIE_API_TOKEN), not "
-            f"a token, and nothing is set under the one given ({NOT_SHOWN}). Export the token "
-            f"(export {TOKEN_ENV}=...) and pass --token-env only to name another variable.",
-            EXIT_USAGE,
-        )
-
+        return _fail(stderr, _no_token(args.token_env), EXIT_USAGE)
     target: Path | None = None
     if args.out != "-":
         target = Path(args.out)
@@ -197,13 +181,9 @@ def _generate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         stdout.write(program.source)
         stdout.flush()
     else:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(target.name + ".partial")
-            partial.write_text(program.source, encoding="utf-8")
-            partial.replace(target)
-        except OSError as exc:
-            return _fail(stderr, f"cannot write {target}: {exc.strerror or exc}", EXIT_API_ERROR)
+        failure = _write(target, program.source)
+        if failure is not None:
+            return _fail(stderr, failure, EXIT_API_ERROR)
 
     for warning in program.warnings:
         print(f"oppie-pulumi generate: warning: {warning}", file=stderr)
@@ -215,6 +195,33 @@ def _generate(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         file=stderr,
     )
     return EXIT_OK
+
+
+def _no_token(token_env: str) -> str:
+    """Why there is no token, and how to give one (never on the command line)."""
+    if _VARIABLE_NAME.fullmatch(token_env):
+        return (
+            f"no API token: the environment variable {token_env} is not set. Set it (export {token_env}=...) or "
+            "name another variable with --token-env; the token is not accepted on the command line."
+        )
+    # Not shaped like a variable name: most likely the token itself, typed where its variable's name goes.
+    return (
+        "no API token: --token-env takes the NAME of an environment variable (such as OPPIE_API_TOKEN), not "
+        f"a token, and nothing is set under the one given ({NOT_SHOWN}). Export the token "
+        f"(export {TOKEN_ENV}=...) and pass --token-env only to name another variable."
+    )
+
+
+def _write(target: Path, source: str) -> str | None:
+    """Write ``source`` to ``target`` whole (through a partial file); the failure's message, or None."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(source, encoding="utf-8")
+        partial.replace(target)
+    except OSError as exc:
+        return f"cannot write {target}: {exc.strerror or exc}"
+    return None
 
 
 if __name__ == "__main__":

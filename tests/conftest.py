@@ -7,9 +7,9 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from oppie_pulumi_testing import Engine, ProviderHost, StateEntry
 
 from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve
-from oppie_pulumi.testing import Engine, ProviderHost, StateEntry
 
 from .support import TOKEN, HostFactory, StateFactory
 

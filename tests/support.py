@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
 import httpx
+from oppie_pulumi_testing import Engine, ProviderHost, Registration, run_program
 from pulumi.dynamic import Config, ConfigureRequest
 
 from oppie_pulumi import PhoneAgent, PhoneAgentProvider
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import Engine, ProviderHost, Registration, run_program
 
 # Distinctive, so a scan for it in state, logs and messages cannot match anything by chance.
 TOKEN = "tok_TEST_9f8e7d6c5b4a"
@@ -54,3 +55,10 @@ def configured_provider(base_url: str, **config: str) -> PhoneAgentProvider:
     settings.update({f"oppie:{key}": value for key, value in config.items()})
     provider.configure(ConfigureRequest(Config(settings, "p")))
     return provider
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -41,7 +41,7 @@ def _root_stack(tmp: Path) -> auto.Stack:
     (project / ".venv").symlink_to(VENV)
     (tmp / "state").mkdir()
     (tmp / "home").mkdir()
-    env = cli_env(bin_dir, tmp / "home", tmp / "state")
+    env = cli_env(bin_dir, VENV / "bin" / "python", tmp / "home", tmp / "state")
     workspace = auto.LocalWorkspaceOptions(
         pulumi_home=str(tmp / "home"),
         env_vars=env,

@@ -1,153 +1,31 @@
-"""Pure parts of the client and settings, in-process: rate limiter, Retry-After, settings precedence."""
+"""``_client.PhoneApiClient``: what it retries (an unreadable answer to a read, an update or a delete, like a 5xx;
+a refused connection, which never reached the API), a request that could not be sent at all (named, never
+retried, its token unshown), one shared client per settings, and the rate limit as the client counts it
+(issue 11, item 4). Real HTTP to the sandbox where an answer matters.
+"""
 
 from __future__ import annotations
 
 import socket
-import threading
-import time
+from typing import Any
 
 import pytest
 
-from oppie_pulumi import ConfigError, Settings, TransportError
-from oppie_pulumi._client import PhoneApiClient, RateLimiter, _retry_after, client_for
+from oppie_pulumi import ConfigError, PhoneAgentProvider, Settings, TransportError
+from oppie_pulumi._client import PhoneApiClient, client_for
 from oppie_pulumi.sandbox import SandboxServer
 
-from .support import TOKEN
+from .support import TOKEN, configured_provider
 
 
-class FakeTime:
-    """A clock that only moves when the limiter sleeps (or a test says so): waits are exact, not measured."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
+def configured(base_url: str, **config: str) -> PhoneAgentProvider:
+    return configured_provider(base_url, **{"maxRetries": "2", **config})
 
 
-def test_rate_limiter_window_is_the_apis_60_seconds() -> None:
-    """Regression: the limiter tests set the window on the object, so a 1 s window passed the whole suite."""
-    time_ = FakeTime()
-    limiter = RateLimiter(2, clock=time_.clock, sleep=time_.sleep)
-    for _ in range(2):
-        limiter.settle(limiter.acquire())
-    assert time_.slept == []
-    third = limiter.acquire()
-    assert time_.slept == [60.0] and third.waited == 60.0
-
-
-def test_rate_limiter_sends_the_first_window_at_once_then_waits_for_the_oldest_answer() -> None:
-    time_ = FakeTime()
-    limiter = RateLimiter(3, clock=time_.clock, sleep=time_.sleep)
-    slots = [limiter.acquire() for _ in range(3)]
-    assert [slot.waited for slot in slots] == [0.0, 0.0, 0.0]
-    time_.now += 5.0  # the answers come back 5 s later
-    for slot in slots:
-        limiter.settle(slot)
-    fourth = limiter.acquire()
-    assert fourth.waited == 60.0 and time_.slept == [60.0]
-
-
-def test_rate_limiter_counts_a_request_from_its_answer_not_its_start() -> None:
-    time_ = FakeTime()
-    limiter = RateLimiter(1, clock=time_.clock, sleep=time_.sleep)
-    first = limiter.acquire()
-    time_.now += 20.0  # the answer takes 20 s: the API may have counted it late
-    limiter.settle(first)
-    # counted from its start, the place would free 40 s from now; from its answer, 60 s
-    assert limiter.acquire().waited == 60.0
-
-
-def test_a_request_refused_with_429_gives_its_place_back() -> None:
-    time_ = FakeTime()
-    limiter = RateLimiter(1, clock=time_.clock, sleep=time_.sleep)
-    limiter.release(limiter.acquire())
-    assert limiter.acquire().waited == 0.0  # without the release: 60 s
-    assert time_.slept == []
-
-
-def test_rate_limiter_zero_is_off() -> None:
-    limiter = RateLimiter(0)
-    assert all(limiter.acquire().waited == 0.0 for _ in range(1000))
-
-
-def test_rate_limiter_shared_by_threads_never_lets_more_than_the_limit_into_a_window() -> None:
-    limiter = RateLimiter(10)
-    limiter.WINDOW_SECONDS = 0.25
-    sent: list[float] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        for _ in range(5):
-            limiter.settle(limiter.acquire())
-            with lock:
-                sent.append(time.monotonic())
-
-    threads = [threading.Thread(target=worker) for _ in range(6)]
-    started = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(sent) == 30
-    assert time.monotonic() - started >= 0.5  # 30 requests at 10 per window: at least two full windows
-    sent.sort()
-    for i, at in enumerate(sent):
-        assert sum(1 for other in sent[i:] if other < at + 0.25 - 0.01) <= 10
-
-
-@pytest.mark.parametrize(("header", "seconds"), [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None)])
-def test_retry_after_accepts_seconds_and_ignores_garbage(header: str | None, seconds: float | None) -> None:
-    assert _retry_after(header) == seconds
-
-
-def test_retry_after_accepts_an_http_date() -> None:
-    value = _retry_after("Wed, 21 Oct 2015 07:28:00 GMT")
-    assert value == 0.0  # in the past: no wait
-
-
-def test_settings_prefer_stack_config_then_environment_then_defaults() -> None:
-    config = {"oppie:apiToken": "from-config"}
-    env = {"OPPIE_API_TOKEN": "from-env", "OPPIE_BASE_URL": "http://127.0.0.1:1/"}
-    settings = Settings.resolve(config.get, env)
-    assert settings.api_token == "from-config"
-    assert settings.base_url == "http://127.0.0.1:1"
-    assert Settings.resolve({}.get, {}).base_url == "https://api.open.cx"
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        ("oppie:baseUrl", "api.open.cx", "must be an http(s) URL"),
-        ("oppie:timeoutSeconds", "soon", "oppie:timeoutSeconds / OPPIE_TIMEOUT_SECONDS must be a number"),
-        ("oppie:maxRetries", "-1", "must be at least 0"),
-        ("oppie:timeoutSeconds", "nan", "oppie:timeoutSeconds / OPPIE_TIMEOUT_SECONDS must be a number"),
-        ("oppie:baseUrl", "http://[abc", "must be an http(s) URL"),
-        ("oppie:baseUrl", "http://api.example.com:http", "must be an http(s) URL"),
-        ("oppie:baseUrl", "http://api.exa mple.com", "must be an http(s) URL"),
-    ],
-)
-def test_bad_settings_name_the_key(key: str, value: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        Settings.resolve({key: value}.get, {})
-
-
-def test_token_is_not_in_settings_repr() -> None:
-    assert "s3cret" not in repr(Settings(api_token="s3cret"))
-
-
-def test_a_bad_setting_is_quoted_capped_and_a_base_url_without_its_credentials() -> None:
-    with pytest.raises(ConfigError) as caught:
-        Settings.resolve({"oppie:baseUrl": "ftp://user:s3cr3t-pw@example.com/x?token=s3cr3t-tok"}.get, {})
-    assert "s3cr3t" not in str(caught.value) and "'ftp://example.com/x'" in str(caught.value)
-    with pytest.raises(ConfigError) as caught:
-        Settings.resolve({"oppie:timeoutSeconds": "9" * 10_000 + "x"}.get, {})
-    assert len(str(caught.value)) < 200
+def created(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, Any]]:
+    result = provider.create(provider.check({}, {"name": "Support", **spec}).inputs)
+    assert result.outs is not None
+    return str(result.id), result.outs
 
 
 def test_the_client_for_one_settings_is_built_once_and_shared() -> None:
@@ -203,3 +81,84 @@ def test_a_base_url_the_http_client_cannot_use_is_a_config_error_naming_the_sett
         "oppie:baseUrl / OPPIE_BASE_URL is not a URL the HTTP client can use: check it for stray characters"
     )
     assert caught.value.__context__ is None  # raised outside the handler: no httpx error rides along
+
+
+# -- an unreadable answer to GET, PATCH or DELETE is retried like a 5xx (issue 11, item 4) --------------------
+
+
+@pytest.mark.parametrize("fault", ["malformed_json_next", "truncate_next"])
+def test_an_unreadable_answer_to_a_read_is_retried(sandbox: SandboxServer, fault: str) -> None:
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    sandbox.set_faults(**{fault: 1})
+    sandbox.reset_stats()
+
+    result = provider.read(agent_id, outs)
+
+    assert result.id == agent_id
+    assert sandbox.stats()["by_route"] == {"GET /phone": 2}
+
+
+def test_an_unreadable_answer_to_an_update_is_retried(sandbox: SandboxServer) -> None:
+    """Regression: one truncated PATCH answer (not applied) failed the update."""
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    sandbox.set_faults(malformed_json_next=1)
+    sandbox.reset_stats()
+
+    updated = provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
+
+    assert updated.outs is not None and updated.outs["voice_id"] == "v2"
+    assert sandbox.stats()["by_route"] == {"PATCH /phone/{id}": 2}
+    assert sandbox.agents()[0]["voice_id"] == "v2"
+
+
+def test_an_unreadable_answer_to_a_delete_is_retried(sandbox: SandboxServer) -> None:
+    provider = configured(sandbox.url)
+    agent_id, outs = created(provider)
+    sandbox.set_faults(malformed_json_next=1)
+    sandbox.reset_stats()
+
+    provider.delete(agent_id, outs)
+
+    assert sandbox.agents() == []
+    assert sandbox.stats()["by_route"] == {"DELETE /phone/{id}": 2}
+
+
+# -- requests that could not be sent at all --------------------------------------------------------------------
+
+
+def test_a_request_that_could_not_be_sent_is_not_an_ambiguous_create(sandbox: SandboxServer) -> None:
+    """A value no HTTP header can carry (here a token built by hand, bypassing configure's check) means the
+    request never left: no look for an agent it may have made, no AmbiguousCreate, and the token unshown."""
+    token = "tok_bad\nvalue_123456"
+    client = PhoneApiClient(Settings(api_token=token, base_url=sandbox.url))
+
+    with pytest.raises(TransportError) as caught:
+        client.create({"name": "Support"}, label="'Support'")
+
+    assert caught.value.may_have_reached_api is False
+    assert "could not be sent (a header holds a character no HTTP header can carry (a control or non-ASCII " in str(
+        caught.value
+    )
+    assert "check oppie:apiToken / OPPIE_API_TOKEN; the value is not shown" in str(caught.value)
+    assert token not in str(caught.value) and "tok_bad" not in str(caught.value)
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert sandbox.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("agent_id", ["ph_1\nX", "ph_1 \x00", "ph_1\udc80"], ids=["newline", "nul", "surrogate"])
+def test_an_agent_id_no_url_can_carry_is_named_as_the_reason_nothing_was_sent(
+    sandbox: SandboxServer, agent_id: str
+) -> None:
+    """Regression: an id holding a lone surrogate was reported as a body that cannot be encoded."""
+    client = PhoneApiClient(Settings(api_token=TOKEN, base_url=sandbox.url))
+
+    with pytest.raises(TransportError) as caught:
+        client.delete(agent_id, label="'Support'")
+
+    assert "could not be sent (its URL holds a character HTTP cannot carry: check oppie:baseUrl and the agent id)" in (
+        str(caught.value)
+    )
+    assert caught.value.may_have_reached_api is False
+    assert sandbox.stats()["requests"] == 0

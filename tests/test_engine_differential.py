@@ -1,9 +1,9 @@
-"""One scenario through the stand-in (``oppie_pulumi.testing.Engine``) and through the real Pulumi CLI.
+"""One scenario through the stand-in (``oppie_pulumi_testing.Engine``) and through the real Pulumi CLI.
 
 The scenario: create two agents, change one field, change ``model`` (a replacement), then refresh after a
 dashboard edit and put it back. Both runs start from an empty sandbox of their own; what reached the API
 (method, path shape, body) and what the sandbox holds at the end must be the same. Where the stand-in is not
-the engine (docs in oppie_pulumi/testing.py), this test is what keeps it honest.
+the engine (docs in tests/harness/oppie_pulumi_testing/engine.py), this test is what keeps it honest.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from oppie_pulumi_testing import StateEntry
 
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import StateEntry
 
 from .realcli import Project
 from .support import TOKEN, StateFactory, agents_program, dashboard

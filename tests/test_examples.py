@@ -21,10 +21,10 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from oppie_pulumi_testing import Registration, StateEntry, run_program
 from pulumi.runtime import rpc
 
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import Registration, StateEntry, run_program
 
 from .support import TOKEN, StateFactory
 
@@ -380,7 +380,7 @@ def _table_rows(text: str) -> dict[str, list[str]]:
 
 def test_reference_page_documents_every_input_output_config_key_and_error() -> None:
     from oppie_pulumi import _exceptions
-    from oppie_pulumi._config import _SOURCES
+    from oppie_pulumi._config import SOURCES
     from oppie_pulumi._models import API_NAMES, COMPUTED_OUTPUTS, INPUT_FIELDS, REPLACE_ON_CHANGE, AgentSpec
 
     text = DOCS.read_text()
@@ -394,8 +394,8 @@ def test_reference_page_documents_every_input_output_config_key_and_error() -> N
         assert kind, name
     for name in (*COMPUTED_OUTPUTS, "id", "adopt_id"):
         assert name in rows, name
-    for key, variable in _SOURCES.values():
-        assert f"| `{key}` | `{variable}` |" in text, key
+    for source in SOURCES.values():
+        assert f"| `{source.key}` | `{source.variable}` |" in text, source.key
     for name in _exceptions.__all__:
         assert f"`{name}`" in text, name
     assert "pulumi/pulumi#16175" in text and "adopt_id" in text and "oppie-pulumi generate" in text

@@ -17,11 +17,11 @@ import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from oppie_pulumi_testing import Registration, StateEntry, run_program
 
 from oppie_pulumi._generate import logical_name, python_literal, render_program
 from oppie_pulumi.cli import main
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import Registration, StateEntry, run_program
 
 from .support import TOKEN, StateFactory, examples
 

@@ -8,6 +8,7 @@ numbers, and the API sees no write.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from oppie_pulumi.provider.schema import wire_name
 from oppie_pulumi.sandbox import SandboxServer
 
 from .realcli import PHONE_AGENT as DYNAMIC_PHONE_AGENT
-from .realcli import Project
+from .realcli import Project, summary
 from .support import TOKEN
 from .test_plugin_yaml import PLUGIN_DIR, yaml_env
 
@@ -115,3 +116,35 @@ def test_state_delete_and_the_import_option_move_the_stack_without_touching_the_
     }
     project.run("up", "--yes", "--expect-no-changes")
     assert sandbox.writes() == []
+
+
+def test_a_dynamic_state_without_model_moved_to_the_plugin_by_alias_is_not_replaced(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Issue 18: the plugin proposed to replace every agent of such a state (new ids, new numbers), where the
+    dynamic resource sees no change; the state an earlier version wrote lacks model, which says nothing."""
+    project = dynamic_stack(tmp_path, sandbox)
+    before = agents_by_id(sandbox)
+    exported = project.export()
+    for res in exported["deployment"]["resources"]:
+        if res["type"] == DYNAMIC_PHONE_AGENT:
+            res["inputs"].pop("model")
+            res["outputs"].pop("model")
+    old_state = tmp_path / "old-state.json"
+    old_state.write_text(json.dumps(exported))
+    project.run("stack", "import", "--file", str(old_state))
+    urns = {name: res["urn"] for name, res in project.resources(DYNAMIC_PHONE_AGENT).items()}
+    to_plugin_program(project, {name: {"aliases": [urns[name]]} for name in AGENTS})
+    sandbox.reset_stats()
+
+    preview = project.run("preview", "--diff")
+    assert "to replace" not in summary(preview.stdout), preview.stdout
+    project.up()
+    assert sandbox.writes() == [], "moving an old state to the plugin must not write to the API"
+    assert agents_by_id(sandbox) == before
+    moved = project.resources(PHONE_AGENT)
+    assert {name: res["outputs"]["model"] for name, res in moved.items()} == {
+        "support": "oppie-vox",
+        "sales": "oppie-vox-2",
+    }
+    project.run("up", "--yes", "--expect-no-changes")

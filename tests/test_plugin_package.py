@@ -19,7 +19,7 @@ import pytest
 from oppie_pulumi.provider import PHONE_AGENT, VERSION, schema
 from oppie_pulumi.sandbox import SandboxServer
 
-from .realcli import Project, cli_env, pulumi_bin
+from .realcli import VENV, Project, cli_env, pulumi_bin
 from .support import TOKEN
 from .test_plugin_yaml import PLUGIN_DIR, write_program, yaml_env
 
@@ -33,7 +33,7 @@ def pulumi(tmp: Path, *args: str, cwd: Path | None = None) -> subprocess.Complet
     private = tmp / "cli"
     for folder in ("home", "state"):
         (private / folder).mkdir(parents=True, exist_ok=True)
-    env = cli_env(pulumi_bin(), private / "home", private / "state", yaml_env())
+    env = cli_env(pulumi_bin(), VENV / "bin" / "python", private / "home", private / "state", yaml_env())
     return subprocess.run(
         [str(pulumi_bin() / "pulumi"), *args], cwd=cwd or tmp, env=env, capture_output=True, text=True, check=False
     )

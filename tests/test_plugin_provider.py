@@ -20,8 +20,9 @@ from pulumi.runtime import proto
 from pulumi.runtime.proto import provider_pb2_grpc
 from pulumi.runtime.rpc import UNKNOWN
 
-from oppie_pulumi.provider import PHONE_AGENT, VERSION
-from oppie_pulumi.provider.client import CallInfo, DeadlineExceeded, ReportingRateLimiter
+from oppie_pulumi import DeadlineExceeded, Settings
+from oppie_pulumi._client import PhoneApiClient
+from oppie_pulumi.provider import PHONE_AGENT, VERSION, progress
 from oppie_pulumi.provider.engine import EngineLog, Operation
 from oppie_pulumi.provider.schema import schema_json
 from oppie_pulumi.sandbox import SandboxServer
@@ -263,45 +264,40 @@ class RecordingLog(EngineLog):
             self.on_line()
 
 
-def test_the_rate_limiter_announces_its_wait_before_it_blocks() -> None:
-    now = [1000.0]
-    call = CallInfo()
-    call.operation = "create phone agent 'Support'"
-    limiter = ReportingRateLimiter(2, call, clock=lambda: now[0])
-    limiter.acquire()
-    limiter.acquire()
-    now[0] += 20  # the window frees in 40 s
+def limited_client(sandbox: SandboxServer, per_window: float, window: float) -> PhoneApiClient:
+    """A client whose waits reach the plugin's hook (``progress.report``), as the plugin builds it."""
+    settings = Settings(
+        api_token=TOKEN, base_url=sandbox.url, max_requests_per_minute=per_window, rate_limit_window_seconds=window
+    )
+    return PhoneApiClient(settings, on_wait=progress.report)
+
+
+def test_a_rate_limit_wait_is_announced_beside_the_resource_before_the_client_blocks(sandbox: SandboxServer) -> None:
     log = RecordingLog()
-
-    def time_passes() -> None:
-        # The line was sent before the limiter waited: move the clock past the window so it need not sleep.
-        now[0] += 61
-
-    log.on_line = time_passes
-    with Operation.serving(URN, log):
-        limiter.acquire()
+    with limited_client(sandbox, per_window=2, window=1.0) as client, Operation.serving(URN, log):
+        for _ in range(3):
+            client.list(operation="read phone agent 'Support'")
     message, urn, ephemeral = log.lines[0]
     assert message == (
-        "create phone agent 'Support': waiting 40 s for the client-side rate limit "
+        "read phone agent 'Support': waiting 1 s for the client-side rate limit "
         "(2 requests/min, oppie:maxRequestsPerMinute)"
     )
     assert urn == URN and ephemeral
     # Once done, the resource's status line says how long it waited in all, instead of still "waiting".
-    assert log.lines[-1] == ("waited 40.0 s in all for the rate limit and retries", URN, True)
+    summary, _, _ = log.lines[-1]
+    assert summary.startswith("waited ") and summary.endswith(" s in all for the rate limit and retries")
 
 
-def test_a_wait_past_the_custom_timeout_fails_at_once_saying_so() -> None:
-    now = [1000.0]
-    call = CallInfo()
-    call.operation = "create phone agent 'Support'"
-    limiter = ReportingRateLimiter(1, call, clock=lambda: now[0])
-    limiter.acquire()
-    with Operation.serving(URN, RecordingLog(), timeout=5), pytest.raises(DeadlineExceeded) as failed:
-        limiter.acquire()
+def test_a_wait_past_the_custom_timeout_fails_at_once_saying_so(sandbox: SandboxServer) -> None:
+    with limited_client(sandbox, per_window=1, window=60.0) as client:
+        client.list()
+        with Operation.serving(URN, RecordingLog(), timeout=5), pytest.raises(DeadlineExceeded) as failed:
+            client.list(operation="read phone agent 'Support'")
     assert str(failed.value).startswith(
-        "create phone agent 'Support' failed: it would have to wait 60.0 s for the client-side rate limit"
+        "read phone agent 'Support' failed: it would have to wait 60.0 s for the client-side rate limit"
     )
     assert "custom timeout of 5 s" in str(failed.value) and "customTimeouts" in str(failed.value)
+    assert sandbox.stats()["requests"] == 1, "the call that gave up sent nothing"
 
 
 def test_a_settings_change_updates_the_provider_and_never_replaces_agents(plugin: Plugin) -> None:

@@ -49,12 +49,21 @@ def test_allowed_values_come_from_the_models_literals() -> None:
 
 def test_provider_config_matches_the_settings_with_a_secret_token_and_environment_fallbacks() -> None:
     variables = schema()["config"]["variables"]
-    assert list(variables) == ["apiToken", "baseUrl", "timeoutSeconds", "maxRequestsPerMinute", "maxRetries"]
+    assert list(variables) == [
+        "apiToken",
+        "baseUrl",
+        "timeoutSeconds",
+        "maxRequestsPerMinute",
+        "maxRetries",
+        "listCacheSeconds",
+        "rateLimitWindowSeconds",
+    ]
     assert variables["apiToken"]["secret"] is True
     assert variables["apiToken"]["defaultInfo"] == {"environment": ["OPPIE_API_TOKEN"]}
     defaults = Settings()
     assert variables["baseUrl"]["default"] == defaults.base_url
     assert variables["maxRetries"] == {**variables["maxRetries"], "type": "integer", "default": defaults.max_retries}
+    assert variables["listCacheSeconds"]["default"] == 2 and variables["rateLimitWindowSeconds"]["default"] == 60
     assert schema()["provider"]["inputProperties"] == variables
     # The provider's own outputs never include the token.
     assert "apiToken" not in schema()["provider"]["properties"]

@@ -15,6 +15,7 @@ def test_public_names_are_exactly_these() -> None:
             "AmbiguousCreate",
             "ApiError",
             "ConfigError",
+            "DeadlineExceeded",
             "InvalidRequest",
             "MalformedResponse",
             "NotFound",
@@ -64,7 +65,7 @@ def test_type_token_and_provider_constructor() -> None:
 
 
 def test_errors_form_one_hierarchy() -> None:
-    for name in ("ApiError", "TransportError", "ConfigError", "AmbiguousCreate"):
+    for name in ("ApiError", "TransportError", "ConfigError", "AmbiguousCreate", "DeadlineExceeded"):
         assert issubclass(getattr(oppie_pulumi, name), oppie_pulumi.OppieError)
     for name in ("NotFound", "Unauthorized", "InvalidRequest", "RateLimited", "ServerError", "MalformedResponse"):
         assert issubclass(getattr(oppie_pulumi, name), oppie_pulumi.ApiError)

@@ -1,16 +1,23 @@
-"""The API token never lands in state, in the pickled provider, in an error message or in a log."""
+"""The API token never lands in state, in the pickled provider, in an error message or in a log, and no error's
+cause chain carries the request (and its Authorization header) (issue 11, item 5).
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import pickle
+from collections.abc import Iterator
+from typing import Any
 
-from oppie_pulumi import PhoneAgentProvider
+import pytest
+from oppie_pulumi_testing import Engine, ProviderHost, StateEntry
+from pulumi.dynamic import Config, ConfigureRequest
+
+from oppie_pulumi import OppieError, PhoneAgentProvider
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import Engine, ProviderHost, StateEntry
 
-from .support import TOKEN, agents_program
+from .support import TOKEN, agents_program, closed_port_url
 
 SPEC = {"resource": "support", "name": "Support", "data_collection_webhook_url": "https://hooks.example.com/x"}
 
@@ -69,3 +76,54 @@ def test_configured_provider_pickles_without_its_settings() -> None:
     provider.configure(ConfigureRequest(Config({"oppie:apiToken": TOKEN}, "proj")))
     assert TOKEN.encode() not in pickle.dumps(provider)
     assert TOKEN not in repr(provider._settings)
+
+
+def chain(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+@pytest.mark.parametrize(
+    ("faults", "config"),
+    [
+        pytest.param({"latency_ms": 600}, {"timeoutSeconds": "0.2"}, id="timeout"),
+        pytest.param({"drop_after_apply": 10}, {}, id="dropped connection"),
+        pytest.param({"fail_next": 10}, {}, id="5xx"),
+        pytest.param({"malformed_json_next": 10}, {}, id="unreadable answer"),
+        pytest.param({}, {"baseUrl": "closed"}, id="connection refused"),
+        pytest.param({}, {"apiToken": "wrong-" + TOKEN}, id="401"),
+    ],
+)
+def test_no_error_chain_carries_the_request_or_its_token(
+    sandbox: SandboxServer, faults: dict[str, Any], config: dict[str, str]
+) -> None:
+    settings = {"oppie:apiToken": TOKEN, "oppie:baseUrl": sandbox.url, "oppie:maxRetries": "0"}
+    settings.update({f"oppie:{key}": value for key, value in config.items()})
+    if settings["oppie:baseUrl"] == "closed":
+        settings["oppie:baseUrl"] = closed_port_url()
+    provider = PhoneAgentProvider()
+    provider.configure(ConfigureRequest(Config(settings, "p")))
+    inputs = provider.check({}, {"name": "Support"}).inputs
+    sandbox.set_faults(**faults)
+    errors: list[BaseException] = []
+    for operation in (
+        lambda: provider.create(inputs),
+        lambda: provider.read("agt_1", {"name": "Support"}),
+        lambda: provider.update("agt_1", {"name": "Support"}, {**inputs, "voice_id": "v2"}),
+        lambda: provider.delete("agt_1", {"name": "Support"}),
+    ):
+        try:
+            operation()
+        except OppieError as exc:
+            errors.append(exc)
+    assert errors, "no operation failed: the fault did not fire"
+    for error in errors:
+        for link in chain(error):
+            # Only the project's own errors: an httpx error would carry the request, headers and all.
+            assert isinstance(link, OppieError), f"{type(link).__module__}.{type(link).__name__} in the chain"
+            assert TOKEN not in repr(link) and TOKEN not in repr(vars(link))
+            assert TOKEN.encode() not in pickle.dumps(link)

@@ -48,7 +48,7 @@ def pytest_collection_modifyitems(config, items):
 
 def mutmut_verdicts() -> dict[str, int | None]:
     verdicts: dict[str, int | None] = {}
-    for meta in sorted((MUTANTS / "oppie_pulumi").glob("*.py.meta")):
+    for meta in sorted((MUTANTS / "oppie_pulumi").rglob("*.py.meta")):
         verdicts.update(json.loads(meta.read_text())["exit_code_by_key"])
     return verdicts
 

@@ -4,7 +4,7 @@ The schema is what lets every Pulumi language use the plugin: the engine type-ch
 ``pulumi package gen-sdk`` writes the SDKs from it and ``pulumi import`` writes code from it. Nothing here restates
 the agent: properties, their types, allowed values, defaults and descriptions come from ``AgentSpec``; the
 replace-on-change property from ``REPLACE_ON_CHANGE``; the config keys, variables and defaults from ``Settings``.
-What ``_models`` does not describe (the five computed outputs, the settings' meaning) is described here.
+The computed outputs' descriptions come from ``COMPUTED_OUTPUTS``, the settings' from ``_config.SOURCES``.
 
 Names: Pulumi schemas spell properties in camelCase (``handoffPhoneNumber``), and every SDK maps them to its
 language's style (Python ``handoff_phone_number``, as the dynamic ``PhoneAgent`` spells them). ``wire_name`` and
@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from .. import __version__
-from .._config import _SOURCES, Settings
+from .._config import SOURCES, Settings
 from .._models import COMPUTED_OUTPUTS, INPUT_FIELDS, REPLACE_ON_CHANGE, AgentSpec
 
 __all__ = ["PACKAGE", "PHONE_AGENT", "VERSION", "python_name", "schema", "schema_json", "wire_name"]
@@ -28,30 +28,6 @@ __all__ = ["PACKAGE", "PHONE_AGENT", "VERSION", "python_name", "schema", "schema
 PACKAGE = "oppie"
 PHONE_AGENT = f"{PACKAGE}:index:PhoneAgent"
 VERSION = __version__
-
-# The API's response carries these; _models names them (COMPUTED_OUTPUTS) but has no words for them.
-_COMPUTED_DESCRIPTIONS = {
-    "org_id": "Id of the organisation that owns the agent.",
-    "phone_number": (
-        "The phone number the API provisioned for the agent (E.164), the one callers dial. A replacement (a new "
-        "`model`) gets a new number."
-    ),
-    "provider_external_id": "Id of the agent's phone line at the telephony provider, if the API reports one.",
-    "created_at": "When the agent was created (ISO 8601, as the API reports it).",
-    "updated_at": "When the agent was last changed (ISO 8601, as the API reports it).",
-}
-
-# What each setting means; the key, the environment variable and the default come from _config.
-_SETTING_DESCRIPTIONS = {
-    "api_token": "The phone-agent API's bearer token.",
-    "base_url": "Base URL of the phone-agent API, e.g. a local sandbox.",
-    "timeout_seconds": "Timeout of one HTTP request, in seconds.",
-    "max_requests_per_minute": (
-        "Client-side rate limit in requests per minute (0 turns it off); the API documents 100 per organisation."
-    ),
-    "max_retries": "How many times a failed call is retried (429 answers get four times as many).",
-}
-_SECRET_SETTINGS = frozenset({"api_token"})
 
 
 def wire_name(name: str) -> str:
@@ -107,7 +83,7 @@ def _agent_resource() -> dict[str, Any]:
     inputs = {wire_name(name): _input_property(name, properties[name]) for name in INPUT_FIELDS}
     outputs = dict(inputs)
     for name in COMPUTED_OUTPUTS:
-        outputs[wire_name(name)] = {"type": "string", "description": _COMPUTED_DESCRIPTIONS[name]}
+        outputs[wire_name(name)] = {"type": "string", "description": COMPUTED_OUTPUTS[name]}
     required_inputs = [wire_name(name) for name in INPUT_FIELDS if AgentSpec.model_fields[name].is_required()]
     # Always in the API's answer, and never null: everything with a non-null default, plus the identifiers.
     always = [n for n in INPUT_FIELDS if AgentSpec.model_fields[n].is_required() or properties[n].get("default")]
@@ -131,9 +107,10 @@ def _settings() -> dict[str, dict[str, Any]]:
     kinds = {"str | None": "string", "str": "string", "float": "number", "int": "integer"}
     variables: dict[str, dict[str, Any]] = {}
     for field in dataclasses.fields(Settings):
-        key, env = _SOURCES[field.name]
+        source = SOURCES[field.name]
+        key, env = source.key, source.variable
         spec: dict[str, Any] = {"type": kinds[str(field.type)]}
-        description = f"{_SETTING_DESCRIPTIONS[field.name]} Environment variable: `{env}`."
+        description = f"{source.description} Environment variable: `{env}`."
         if field.default is not None:
             default = field.default
             if isinstance(default, float) and default.is_integer():
@@ -142,7 +119,7 @@ def _settings() -> dict[str, dict[str, Any]]:
             description += f" Default: `{default}`."
         spec["description"] = description
         spec["defaultInfo"] = {"environment": [env]}
-        if field.name in _SECRET_SETTINGS:
+        if source.secret:
             spec["secret"] = True
         variables[key.split(":", 1)[1]] = spec
     return variables

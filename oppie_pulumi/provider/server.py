@@ -11,7 +11,13 @@ module serves the generated servicer directly, on a thread pool like the dynamic
 between protobuf ``Struct`` s and the plain dicts ``_models`` works with, and turning every error into one
 message for the CLI.
 
-The wire speaks the schema's names (``handoffPhoneNumber``); ``AgentOperations`` speaks ``_models``' names
+The service is a thin adapter over the core (``agents.AgentService``): every rule about an agent (check, the
+per-property diff, the previews, create with its reconciliation, read, update, delete) is the core's, the same the
+dynamic ``PhoneAgent`` follows. What is the plugin's own: the wire format, the schema's names, refusing
+``adopt_id`` (the plugin has Pulumi's import), rewriting a state the dynamic resource wrote, and progress lines
+(``progress``).
+
+The wire speaks the schema's names (``handoffPhoneNumber``); the core speaks ``_models``' names
 (``handoff_phone_number``). A null property and a missing one mean the same to the API and to ``check``, so the
 plugin leaves nulls out of all it returns: state and ``pulumi import``'s code stay free of them.
 """
@@ -31,11 +37,11 @@ from pulumi.runtime import proto, rpc
 from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
 from pulumi.runtime.proto import provider_pb2_grpc
 
-from .._config import _SOURCES, Settings
+from .._config import SOURCES, Settings
 from .._exceptions import ConfigError, OppieError
 from .._models import INPUT_FIELDS
-from ..phone_agent import ADOPT_ID
-from .agents import DYNAMIC_STATE_KEY, STABLE_ON_UPDATE, AgentOperations
+from ..agents import ADOPT_ID, NOT_YET_KNOWN, STABLE_ON_UPDATE, AgentService, CheckFailure, UnknownForm
+from . import progress
 from .engine import EngineLog, Operation
 from .schema import PHONE_AGENT, VERSION, python_name, schema_json, wire_name
 
@@ -45,7 +51,14 @@ _T = TypeVar("_T")
 # The engine runs up to --parallel operations at once (default: unbounded); the client shares one pool and one
 # rate limiter between them, so more threads only queue there.
 MAX_WORKERS = 16
-_CONFIG_KEYS = {key.split(":", 1)[1]: key for key, _ in _SOURCES.values()}
+_CONFIG_KEYS = {source.key.split(":", 1)[1]: source.key for source in SOURCES.values()}
+# What the dynamic provider stores in every resource: its presence marks a resource moving to the plugin (an alias
+# from the dynamic type), whose state is rewritten by an update.
+DYNAMIC_STATE_KEY = "__provider"
+ADOPT_ID_REASON = (
+    "is a property of the dynamic PhoneAgent only: to take over an existing agent, use the import resource option "
+    "or `pulumi import oppie:index:PhoneAgent <name> <id>`"
+)
 _KINDS = {
     ("add", False): proto.PropertyDiff.ADD,
     ("add", True): proto.PropertyDiff.ADD_REPLACE,
@@ -71,10 +84,32 @@ def _python(struct: struct_pb2.Struct | None) -> dict[str, Any]:
 
 
 def _struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
-    """Properties in ``_models`` names as a Struct in the schema's names, nulls left out."""
+    """Properties in ``_models`` names as a Struct in the schema's names, nulls left out, values a preview cannot
+    know as the engine's unknown."""
     struct = struct_pb2.Struct()
-    struct.update({wire_name(key): value for key, value in props.items() if value is not None})
+    struct.update(
+        {
+            wire_name(key): rpc.UNKNOWN if value is NOT_YET_KNOWN else value
+            for key, value in props.items()
+            if value is not None
+        }
+    )
     return struct
+
+
+# The wire's form of a value not known yet: the engine's sentinel string.
+_UNKNOWN_FORM = UnknownForm(sentinel=rpc.UNKNOWN)
+
+
+def _service(settings: Settings) -> AgentService:
+    """The core for ``settings``, with a client that reports its waits to the engine (``progress``)."""
+
+    def connect() -> Any:
+        from .._client import client_for  # httpx, only once an operation calls the API
+
+        return client_for(settings, on_wait=progress.report)
+
+    return AgentService(connect, unknown_form=_UNKNOWN_FORM)
 
 
 def _reason(prop: str, reason: str) -> str:
@@ -101,16 +136,16 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
     def __init__(self, log: EngineLog) -> None:
         self._log = log
         self._lock = threading.Lock()
-        self._operations: AgentOperations | None = None
+        self._service: AgentService | None = None
 
     # -- plumbing --------------------------------------------------------------------------------------------------
 
-    def _agents(self) -> AgentOperations:
-        """The operations with the configured settings (defaults and the environment before ``Configure``)."""
+    def _agents(self) -> AgentService:
+        """The core with the configured settings (defaults and the environment before ``Configure``)."""
         with self._lock:
-            if self._operations is None:
-                self._operations = AgentOperations(Settings.resolve(lambda _key: None))
-            return self._operations
+            if self._service is None:
+                self._service = _service(Settings.resolve(lambda _key: None))
+            return self._service
 
     def _serve(self, context: Any, request: Any, what: str, operation: Callable[[], _T], timeout: float = 0.0) -> _T:
         """Serve one engine call: check the type, make the operation current, and turn failures into messages.
@@ -186,7 +221,7 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
         except ConfigError as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         with self._lock:
-            self._operations = AgentOperations(settings)
+            self._service = _service(settings)
         return proto.ConfigureResponse(
             acceptSecrets=False, supportsPreview=True, acceptResources=False, acceptOutputs=False
         )
@@ -195,10 +230,13 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     def Check(self, request: Any, context: Any) -> Any:
         def check() -> Any:
-            result = self._agents().check(_python(request.olds), _python(request.news))
+            news = _python(request.news)
+            adopt_id = news.pop(ADOPT_ID, None)
+            result = self._agents().check(_python(request.olds), news)
+            refused = [CheckFailure(ADOPT_ID, ADOPT_ID_REASON)] if adopt_id is not None else []
             failures = [
                 proto.CheckFailure(property=wire_name(f.property), reason=_reason(f.property, f.reason))
-                for f in result.failures
+                for f in [*result.failures, *refused]
             ]
             return proto.CheckResponse(inputs=_struct(result.inputs), failures=failures)
 
@@ -208,7 +246,7 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
         def diff() -> Any:
             ignore = frozenset(_top_level(path) for path in request.ignoreChanges)
             olds = _python(request.olds)
-            changes = self._agents().detailed_diff(olds, _python(request.news), ignore)
+            changes = self._agents().diff(request.id, olds, _python(request.news), ignore).changes
             replaces = [wire_name(name) for name, change in changes.items() if change.replace]
             # State the dynamic PhoneAgent wrote (a resource aliased from its type): an update rewrites it in the
             # plugin's names; it sends the API only what differs, usually nothing.
@@ -233,9 +271,9 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
         def create() -> Any:
             props = _python(request.properties)
             if request.preview:
-                return proto.CreateResponse(id="", properties=_struct(AgentOperations.preview_create(props)))
-            result = self._agents().create(props)
-            return proto.CreateResponse(id=result.id, properties=_struct(result.outs or {}))
+                return proto.CreateResponse(id="", properties=_struct(AgentService.preview_create(props)))
+            created = self._agents().create(props)
+            return proto.CreateResponse(id=created.id, properties=_struct(created.outputs))
 
         return self._serve(context, request, "create", create, request.timeout)
 
@@ -244,12 +282,10 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
 
         def read() -> Any:
             props = _python(request.properties) or _python(request.inputs)
-            result = self._agents().read(request.id, props)
-            if result.id is None:
+            found = self._agents().read(request.id, props)
+            if found is None:
                 return proto.ReadResponse()
-            return proto.ReadResponse(
-                id=result.id, properties=_struct(result.outs or {}), inputs=_struct(result.inputs or {})
-            )
+            return proto.ReadResponse(id=found.id, properties=_struct(found.outputs), inputs=_struct(found.inputs))
 
         return self._serve(context, request, "read", read, request.timeout)
 
@@ -257,9 +293,8 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
         def update() -> Any:
             olds, news = _python(request.olds), _python(request.news)
             if request.preview:
-                return proto.UpdateResponse(properties=_struct(AgentOperations.preview_update(olds, news)))
-            result = self._agents().update(request.id, olds, news)
-            return proto.UpdateResponse(properties=_struct(result.outs or {}))
+                return proto.UpdateResponse(properties=_struct(AgentService.preview_update(olds, news)))
+            return proto.UpdateResponse(properties=_struct(self._agents().update(request.id, olds, news)))
 
         return self._serve(context, request, "update", update, request.timeout)
 

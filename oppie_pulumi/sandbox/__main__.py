@@ -37,6 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="requests per minute per token, 0 = off (default: %(default)s)",
     )
+    parser.add_argument(
+        "--rate-window",
+        type=float,
+        default=_DEFAULTS.rate_window_seconds,
+        metavar="S",
+        help="the window --rate-limit counts over, in seconds; shorter time-scales a benchmark (default: %(default)s)",
+    )
     parser.add_argument("--latency-ms", type=int, default=0, metavar="N", help="delay before every API request")
     parser.add_argument(
         "--error-rate", type=float, default=0.0, metavar="F", help="share of API requests answered 503 (0..1)"
@@ -68,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         parser.error(str(exc))
     config = SandboxConfig(
-        token=args.token, db_path=args.db, rate_limit_per_minute=args.rate_limit or None, faults=faults
+        token=args.token,
+        db_path=args.db,
+        rate_limit_per_minute=args.rate_limit or None,
+        rate_window_seconds=args.rate_window,
+        faults=faults,
     )
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 

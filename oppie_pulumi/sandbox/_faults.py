@@ -208,12 +208,12 @@ class FaultState:
 
 
 class RateLimiter:
-    """A sliding window of `limit` requests per minute for each token; `limit` None or 0 turns it off."""
+    """A sliding window of `limit` requests per `window` seconds (a minute) for each token; `limit` None or 0 turns
+    it off."""
 
-    WINDOW_S = 60.0
-
-    def __init__(self, limit: int | None) -> None:
+    def __init__(self, limit: int | None, window: float = 60.0) -> None:
         self.limit = limit or None
+        self.window = window
         self._lock = threading.Lock()
         self._hits: dict[str, deque[float]] = {}
 
@@ -224,11 +224,11 @@ class RateLimiter:
         now = time.monotonic()
         with self._lock:
             hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.WINDOW_S:
+            while hits and hits[0] <= now - self.window:
                 hits.popleft()
             if len(hits) >= self.limit:
                 # Refused requests are not counted: a client that waits Retry-After does get through.
-                return max(1, math.ceil(hits[0] + self.WINDOW_S - now))
+                return max(1, math.ceil(hits[0] + self.window - now))
             hits.append(now)
             return None
 

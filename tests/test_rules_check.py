@@ -1,14 +1,15 @@
-"""check: validation at preview time, naming the property, with the API's defaults filled in."""
+"""``agents.rules.check`` (through ``PhoneAgentProvider.check``): validation at preview time, naming the property,
+with the API's defaults filled in."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from pulumi.runtime.rpc import UNKNOWN
 
 from oppie_pulumi import PhoneAgentProvider
 from oppie_pulumi._models import validation_failures
-from oppie_pulumi.phone_agent import UNKNOWN
 
 provider = PhoneAgentProvider()
 

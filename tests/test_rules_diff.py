@@ -1,13 +1,16 @@
-"""diff: old outputs against new inputs; model replaces, everything else updates in place."""
+"""``agents.rules.diff`` (through ``PhoneAgentProvider.diff``): old outputs against new inputs; model replaces,
+everything else updates in place."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from pulumi.runtime.rpc import UNKNOWN
 
 from oppie_pulumi import PhoneAgentProvider
-from oppie_pulumi.phone_agent import REASSIGNED, UNKNOWN, _Run
+from oppie_pulumi.agents import REASSIGNED
+from oppie_pulumi.agents.coordination import RUN
 
 provider = PhoneAgentProvider()
 
@@ -118,8 +121,8 @@ def test_a_model_missing_from_an_old_state_is_neither_a_change_nor_a_replacement
 
 
 def test_a_diff_tells_the_run_that_the_stack_holds_the_agent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """So that a create adopting that agent later in the same run is a replacement (see _Run)."""
-    monkeypatch.setattr(_Run, "held", set())
-    monkeypatch.setattr(_Run, "vanished", set())
+    """So that a create adopting that agent later in the same run is a replacement (see RunMemory)."""
+    monkeypatch.setattr(RUN, "held", set())
+    monkeypatch.setattr(RUN, "vanished", set())
     provider.diff("ph_held", OUTPUTS, inputs())
-    assert _Run.is_replacement("ph_held") and not _Run.is_replacement("ph_other")
+    assert RUN.is_replacement("ph_held") and not RUN.is_replacement("ph_other")

@@ -1,13 +1,14 @@
-"""Reads that scale: the API can only list, so reads share a short-lived snapshot of the list."""
+"""``AgentService.read``: reads that scale (the API can only list, so reads share a short-lived snapshot of the
+list), and what a read makes of the live agent (drift, a reassigned number, an agent gone)."""
 
 from __future__ import annotations
 
 import pytest
+from oppie_pulumi_testing import StateEntry, run_program
 
 from oppie_pulumi import NotFound, PhoneAgent
-from oppie_pulumi.phone_agent import REASSIGNED
+from oppie_pulumi.agents import REASSIGNED
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import StateEntry, run_program
 
 from .support import StateFactory, agents_program, configured_provider, dashboard
 

@@ -1,4 +1,5 @@
-"""One scripted case per failure mode, through the real provider host against the sandbox's faults.
+"""Errors of ``phone_agent.PhoneAgentProvider``: one scripted case per failure mode, through the real provider
+host against the sandbox's faults.
 
 Each asserts what `pulumi up` would print (operation, agent, status, the API's message, the fix) and
 what exists on the server afterwards: a failure never leaves an agent the state does not know.
@@ -11,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from oppie_pulumi_testing import Engine, HostError, ProviderHost, StateEntry
 
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import Engine, HostError, ProviderHost, StateEntry
 
 from .support import TOKEN, HostFactory, StateFactory, agents_program
 

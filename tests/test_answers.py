@@ -1,5 +1,5 @@
-"""Responses the sandbox never sends but a proxy, another server or a newer API might: clear errors, never a
-KeyError, never the token.
+"""``_answers`` (HTTP answers into errors): responses the sandbox never sends but a proxy, another server or a
+newer API might: clear errors, never a KeyError, never the token.
 
 A tiny real HTTP server on 127.0.0.1 answers each request from a script, so the provider's real client
 talks real HTTP; the provider runs in-process. A scripted body may contain ``{auth}``, which the server
@@ -32,7 +32,8 @@ from oppie_pulumi import (
     TransportError,
     Unauthorized,
 )
-from oppie_pulumi._client import PhoneApiClient, _snippet
+from oppie_pulumi._answers import retry_after_seconds, snippet
+from oppie_pulumi._client import PhoneApiClient
 from oppie_pulumi._exceptions import WrongBaseUrl
 
 SCRIPTED_TOKEN = "tok_scripted_123456"
@@ -284,6 +285,16 @@ def test_the_client_waits_exactly_the_retry_after_the_api_asked_for(
     assert script.seen == ["POST /phone", "POST /phone"]
 
 
+@pytest.mark.parametrize(("header", "seconds"), [("2", 2.0), ("0.5", 0.5), ("-3", 0.0), ("soon", None), (None, None)])
+def test_retry_after_accepts_seconds_and_ignores_garbage(header: str | None, seconds: float | None) -> None:
+    assert retry_after_seconds(header) == seconds
+
+
+def test_retry_after_accepts_an_http_date() -> None:
+    value = retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT")
+    assert value == 0.0  # in the past: no wait
+
+
 # -- lost answers to writes: the look, and what is said when it fails too -----------------------------------------
 
 
@@ -359,9 +370,9 @@ def test_a_patch_answered_with_something_not_an_agent_is_a_malformed_response_na
 
 
 def test_a_shown_body_is_cut_at_200_characters_with_an_ellipsis_and_loses_its_markup() -> None:
-    assert _snippet("a" * 200) == "a" * 200
-    assert _snippet("a" * 201) == "a" * 200 + "..."
-    assert _snippet("<h1>502</h1>\n  <p>nginx</p>") == "502 nginx"
+    assert snippet("a" * 200) == "a" * 200
+    assert snippet("a" * 201) == "a" * 200 + "..."
+    assert snippet("<h1>502</h1>\n  <p>nginx</p>") == "502 nginx"
 
 
 def test_a_success_declared_as_html_is_another_server_even_without_markup(

@@ -1,4 +1,5 @@
-"""``adopt_id``: taking over a live agent instead of creating one, through the real host, against the sandbox.
+"""``AgentService`` with ``adopt_id``: taking over a live agent instead of creating one, through the real host,
+against the sandbox.
 
 Adopting keeps the agent's id and phone number, PATCHes only what differs from the declaration, and from
 then on the agent is managed like any other (destroy deletes it).
@@ -11,11 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from oppie_pulumi_testing import StateEntry
 
-from oppie_pulumi import PhoneAgentProvider, Unauthorized
-from oppie_pulumi.phone_agent import _Run
+from oppie_pulumi import Unauthorized
+from oppie_pulumi.agents.coordination import CLAIMS, RUN
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import StateEntry
 
 from .support import TOKEN, StateFactory, agents_program, configured_provider, dashboard
 
@@ -273,8 +274,8 @@ def test_an_adoption_whose_list_fails_names_the_adoption_and_the_agent(sandbox: 
 def fresh_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """A new CLI run (one provider host): nothing seen yet of the stack."""
     for seen in ("held", "vanished", "adopted"):
-        monkeypatch.setattr(_Run, seen, set())
-    monkeypatch.setattr(PhoneAgentProvider, "_claimed", set())
+        monkeypatch.setattr(RUN, seen, set())
+    monkeypatch.setattr(CLAIMS, "_ids", set())
 
 
 @pytest.mark.usefixtures("fresh_run")
@@ -305,7 +306,7 @@ def test_reads_updates_and_deletes_tell_the_run_that_the_stack_holds_or_held_the
     )
     with dashboard(sandbox) as api:
         api.delete(f"/phone/{vanished.id}").raise_for_status()
-    PhoneAgentProvider._claimed.clear()  # the creates claimed theirs; a refresh's host starts with none
+    monkeypatch.setattr(CLAIMS, "_ids", set())  # the creates claimed theirs; a refresh's host starts with none
 
     provider.read(kept.id, kept.outs or {})
     provider.delete(deleted.id, deleted.outs or {})
@@ -313,7 +314,7 @@ def test_reads_updates_and_deletes_tell_the_run_that_the_stack_holds_or_held_the
     outs = updated.outs or {}
     provider.update(updated.id, outs, provider.check(outs, {"name": "Support 3", "voice_id": "v2"}).inputs)
 
-    assert all(_Run.is_replacement(agent.id) for agent in (kept, deleted, vanished, updated))
-    assert not _Run.is_replacement("ph_never_seen")
+    assert all(RUN.is_replacement(agent.id) for agent in (kept, deleted, vanished, updated))
+    assert not RUN.is_replacement("ph_never_seen")
     # A read also claims the agent for this process, so no failed create here can take it as its own.
-    assert kept.id in PhoneAgentProvider._claimed
+    assert kept.id in CLAIMS.ids()

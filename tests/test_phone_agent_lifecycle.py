@@ -1,4 +1,4 @@
-"""The whole PhoneAgent lifecycle through the real provider host, against the sandbox.
+"""``phone_agent``: the whole PhoneAgent lifecycle through the real dynamic provider host, against the sandbox.
 
 Each step opens a new host, as each `pulumi` command does, and keeps the state between steps.
 """
@@ -6,9 +6,9 @@ Each step opens a new host, as each `pulumi` command does, and keeps the state b
 from __future__ import annotations
 
 import httpx
+from oppie_pulumi_testing import StateEntry
 
 from oppie_pulumi.sandbox import SandboxServer
-from oppie_pulumi.testing import StateEntry
 
 from .support import TOKEN, HostFactory, StateFactory, agents_program
 
@@ -132,8 +132,9 @@ def test_get_reads_an_existing_agent_by_id(sandbox: SandboxServer, host_for: Hos
     created = httpx.post(
         f"{sandbox.url}/phone", json={"name": "Legacy"}, headers={"Authorization": f"Bearer {TOKEN}"}
     ).json()
+    from oppie_pulumi_testing import run_program
+
     from oppie_pulumi import PhoneAgent
-    from oppie_pulumi.testing import run_program
 
     [registration] = run_program(lambda: PhoneAgent.get("legacy", created["id"]))
     with host_for() as host:

@@ -1,4 +1,4 @@
-"""Property-based tests of check over thousands of generated inputs (hypothesis).
+"""Property-based tests of ``agents.rules.check`` over thousands of generated inputs (hypothesis).
 
 check runs in every preview on whatever a program computed, so it must never raise: a valid spec gives
 no failure, and each invalid property gives a failure naming exactly that property.

@@ -1,20 +1,19 @@
-"""Retries of idempotent calls whose answer could not be read, requests that could not be sent at all, and
-errors that point at the fix (issue 11, items 4 and 6). Real HTTP to the sandbox, the provider in-process.
+"""``AgentService.update`` and ``delete``: a write whose answer was lost looks whether it landed before it fails,
+a write that could not be sent says so without a look, and an agent deleted elsewhere points at the fix (issue 11,
+items 4 and 6). Real HTTP to the sandbox, the provider in-process.
 """
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import httpx
 import pytest
 
-from oppie_pulumi import AmbiguousCreate, NotFound, PhoneAgentProvider, ServerError, Settings, TransportError
-from oppie_pulumi._client import PhoneApiClient
+from oppie_pulumi import NotFound, PhoneAgentProvider, ServerError, TransportError
 from oppie_pulumi.sandbox import SandboxServer
 
-from .support import TOKEN, configured_provider
+from .support import TOKEN, closed_port_url, configured_provider
 
 
 def configured(base_url: str, **config: str) -> PhoneAgentProvider:
@@ -27,96 +26,7 @@ def created(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, A
     return str(result.id), result.outs
 
 
-# -- item 4: an unreadable answer to GET, PATCH or DELETE is retried like a 5xx ------------------------------
-
-
-@pytest.mark.parametrize("fault", ["malformed_json_next", "truncate_next"])
-def test_an_unreadable_answer_to_a_read_is_retried(sandbox: SandboxServer, fault: str) -> None:
-    provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
-    sandbox.set_faults(**{fault: 1})
-    sandbox.reset_stats()
-
-    result = provider.read(agent_id, outs)
-
-    assert result.id == agent_id
-    assert sandbox.stats()["by_route"] == {"GET /phone": 2}
-
-
-def test_an_unreadable_answer_to_an_update_is_retried(sandbox: SandboxServer) -> None:
-    """Regression: one truncated PATCH answer (not applied) failed the update."""
-    provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
-    sandbox.set_faults(malformed_json_next=1)
-    sandbox.reset_stats()
-
-    updated = provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
-
-    assert updated.outs is not None and updated.outs["voice_id"] == "v2"
-    assert sandbox.stats()["by_route"] == {"PATCH /phone/{id}": 2}
-    assert sandbox.agents()[0]["voice_id"] == "v2"
-
-
-def test_an_unreadable_answer_to_a_delete_is_retried(sandbox: SandboxServer) -> None:
-    provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
-    sandbox.set_faults(malformed_json_next=1)
-    sandbox.reset_stats()
-
-    provider.delete(agent_id, outs)
-
-    assert sandbox.agents() == []
-    assert sandbox.stats()["by_route"] == {"DELETE /phone/{id}": 2}
-
-
-def test_a_request_that_could_not_be_sent_is_not_an_ambiguous_create(sandbox: SandboxServer) -> None:
-    """A value no HTTP header can carry (here a token built by hand, bypassing configure's check) means the
-    request never left: no look for an agent it may have made, no AmbiguousCreate, and the token unshown."""
-    token = "tok_bad\nvalue_123456"
-    client = PhoneApiClient(Settings(api_token=token, base_url=sandbox.url))
-
-    with pytest.raises(TransportError) as caught:
-        client.create({"name": "Support"}, label="'Support'")
-
-    assert caught.value.may_have_reached_api is False
-    assert "could not be sent (a header holds a character no HTTP header can carry (a control or non-ASCII " in str(
-        caught.value
-    )
-    assert "check oppie:apiToken / OPPIE_API_TOKEN; the value is not shown" in str(caught.value)
-    assert token not in str(caught.value) and "tok_bad" not in str(caught.value)
-    assert caught.value.__cause__ is None and caught.value.__context__ is None
-    assert sandbox.stats()["requests"] == 0
-
-
-@pytest.mark.parametrize("agent_id", ["ph_1\nX", "ph_1 \x00", "ph_1\udc80"], ids=["newline", "nul", "surrogate"])
-def test_an_agent_id_no_url_can_carry_is_named_as_the_reason_nothing_was_sent(
-    sandbox: SandboxServer, agent_id: str
-) -> None:
-    """Regression: an id holding a lone surrogate was reported as a body that cannot be encoded."""
-    client = PhoneApiClient(Settings(api_token=TOKEN, base_url=sandbox.url))
-
-    with pytest.raises(TransportError) as caught:
-        client.delete(agent_id, label="'Support'")
-
-    assert "could not be sent (its URL holds a character HTTP cannot carry: check oppie:baseUrl and the agent id)" in (
-        str(caught.value)
-    )
-    assert caught.value.may_have_reached_api is False
-    assert sandbox.stats()["requests"] == 0
-
-
-def test_a_create_whose_request_could_not_be_sent_fails_without_looking(sandbox: SandboxServer) -> None:
-    provider = PhoneAgentProvider()
-    provider._settings = Settings(api_token="tok_bad\nvalue_123456", base_url=sandbox.url)
-
-    with pytest.raises(TransportError, match="could not be sent") as caught:
-        provider.create(provider.check({}, {"name": "Support"}).inputs)
-
-    assert not isinstance(caught.value, AmbiguousCreate)
-    assert sandbox.stats()["requests"] == 0
-
-
-# -- item 6: errors that point at the fix -------------------------------------------------------------------
+# -- errors that point at the fix (issue 11, item 6) -----------------------------------------------------------
 
 
 def test_an_update_of_an_agent_deleted_elsewhere_says_to_run_pulumi_refresh(sandbox: SandboxServer) -> None:
@@ -131,12 +41,6 @@ def test_an_update_of_an_agent_deleted_elsewhere_says_to_run_pulumi_refresh(sand
     assert f"update phone agent 'Support' ({agent_id}) failed: PATCH /phone/{agent_id} answered 404" in message
     assert "deleted outside Pulumi" in message and "`pulumi refresh`" in message
     assert (caught.value.status_code, caught.value.operation) == (404, f"update phone agent 'Support' ({agent_id})")
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def test_a_delete_that_could_not_be_sent_says_so() -> None:

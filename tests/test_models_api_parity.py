@@ -1,5 +1,5 @@
-"""check and the API agree: every input that passes check is accepted on create and on update, and what check
-refuses the API refuses too (issue 11, item 3).
+"""``_models``' validation (through check) and the API agree: every input that passes check is accepted on
+create and on update, and what check refuses the API refuses too (issue 11, item 3).
 
 Generated inputs are hostile on purpose: any Unicode (lone surrogates included), trailing newlines, full-width
 and non-ASCII digits, near-URLs and near-phone-numbers, language lists. Each goes through the provider's own

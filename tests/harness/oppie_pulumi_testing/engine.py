@@ -16,8 +16,8 @@
   default-provider config kept in state, pending operations, secrets re-marked on outputs, and the
   display. tests/test_engine_differential.py runs one scenario through both and compares them.
 
-The project's tests, examples check and benchmarks use these; they are public so that teams can test
-their own stacks the same way in CI.
+The project's tests, examples check and benchmarks use these; they are public (in the oppie-pulumi-testing
+distribution, not in oppie-pulumi's wheel) so that teams can test their own stacks the same way in CI.
 """
 
 from __future__ import annotations
