@@ -62,3 +62,10 @@ def closed_port_url() -> str:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def created_agent(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, Any]]:
+    """``(id, outputs)`` of an agent named "Support" (plus ``spec``) the provider created."""
+    result = provider.create(provider.check({}, {"name": "Support", **spec}).inputs)
+    assert result.outs is not None
+    return str(result.id), result.outs

@@ -7,7 +7,6 @@ retried, its token unshown), one shared client per settings, and the rate limit 
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 import pytest
 
@@ -15,17 +14,11 @@ from oppie_pulumi import ConfigError, PhoneAgentProvider, Settings, TransportErr
 from oppie_pulumi._client import PhoneApiClient, client_for
 from oppie_pulumi.sandbox import SandboxServer
 
-from .support import TOKEN, configured_provider
+from .support import TOKEN, configured_provider, created_agent
 
 
 def configured(base_url: str, **config: str) -> PhoneAgentProvider:
     return configured_provider(base_url, **{"maxRetries": "2", **config})
-
-
-def created(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, Any]]:
-    result = provider.create(provider.check({}, {"name": "Support", **spec}).inputs)
-    assert result.outs is not None
-    return str(result.id), result.outs
 
 
 def test_the_client_for_one_settings_is_built_once_and_shared() -> None:
@@ -89,7 +82,7 @@ def test_a_base_url_the_http_client_cannot_use_is_a_config_error_naming_the_sett
 @pytest.mark.parametrize("fault", ["malformed_json_next", "truncate_next"])
 def test_an_unreadable_answer_to_a_read_is_retried(sandbox: SandboxServer, fault: str) -> None:
     provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.set_faults(**{fault: 1})
     sandbox.reset_stats()
 
@@ -102,7 +95,7 @@ def test_an_unreadable_answer_to_a_read_is_retried(sandbox: SandboxServer, fault
 def test_an_unreadable_answer_to_an_update_is_retried(sandbox: SandboxServer) -> None:
     """Regression: one truncated PATCH answer (not applied) failed the update."""
     provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.set_faults(malformed_json_next=1)
     sandbox.reset_stats()
 
@@ -115,7 +108,7 @@ def test_an_unreadable_answer_to_an_update_is_retried(sandbox: SandboxServer) ->
 
 def test_an_unreadable_answer_to_a_delete_is_retried(sandbox: SandboxServer) -> None:
     provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.set_faults(malformed_json_next=1)
     sandbox.reset_stats()
 

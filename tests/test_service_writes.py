@@ -5,25 +5,17 @@ items 4 and 6). Real HTTP to the sandbox, the provider in-process.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
 from oppie_pulumi import NotFound, PhoneAgentProvider, ServerError, TransportError
 from oppie_pulumi.sandbox import SandboxServer
 
-from .support import TOKEN, closed_port_url, configured_provider
+from .support import TOKEN, closed_port_url, configured_provider, created_agent
 
 
 def configured(base_url: str, **config: str) -> PhoneAgentProvider:
     return configured_provider(base_url, **{"maxRetries": "2", **config})
-
-
-def created(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, Any]]:
-    result = provider.create(provider.check({}, {"name": "Support", **spec}).inputs)
-    assert result.outs is not None
-    return str(result.id), result.outs
 
 
 # -- errors that point at the fix (issue 11, item 6) -----------------------------------------------------------
@@ -31,7 +23,7 @@ def created(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, A
 
 def test_an_update_of_an_agent_deleted_elsewhere_says_to_run_pulumi_refresh(sandbox: SandboxServer) -> None:
     provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     httpx.delete(f"{sandbox.url}/phone/{agent_id}", headers={"Authorization": f"Bearer {TOKEN}"})
 
     with pytest.raises(NotFound) as caught:
@@ -72,7 +64,7 @@ def test_an_update_that_could_not_be_sent_says_so_without_a_look() -> None:
 
 def test_an_update_answered_5xx_after_it_landed_succeeds_after_a_look(sandbox: SandboxServer) -> None:
     provider = configured(sandbox.url, maxRetries="0")
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.set_faults(fail_after_apply_next=1)
     sandbox.reset_stats()
 
@@ -84,7 +76,7 @@ def test_an_update_answered_5xx_after_it_landed_succeeds_after_a_look(sandbox: S
 
 def test_an_update_that_did_not_land_fails_with_its_own_error_after_a_look(sandbox: SandboxServer) -> None:
     provider = configured(sandbox.url, maxRetries="0")
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.set_faults(fail_next=1)
 
     with pytest.raises(ServerError) as caught:
@@ -96,7 +88,7 @@ def test_an_update_that_did_not_land_fails_with_its_own_error_after_a_look(sandb
 
 def test_an_update_answered_with_an_empty_body_reads_the_agent_back(sandbox: SandboxServer) -> None:
     provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.set_faults(patch_empty_body=True)
     sandbox.reset_stats()
 
@@ -108,7 +100,7 @@ def test_an_update_answered_with_an_empty_body_reads_the_agent_back(sandbox: San
 
 def test_a_delete_answered_5xx_after_it_landed_succeeds_after_a_look(sandbox: SandboxServer) -> None:
     provider = configured(sandbox.url, maxRetries="0")
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.set_faults(fail_after_apply_next=1)
     sandbox.reset_stats()
 
@@ -120,7 +112,7 @@ def test_a_delete_answered_5xx_after_it_landed_succeeds_after_a_look(sandbox: Sa
 
 def test_a_delete_that_did_not_land_fails_with_its_own_error_after_a_look(sandbox: SandboxServer) -> None:
     provider = configured(sandbox.url, maxRetries="0")
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.set_faults(fail_next=1)
 
     with pytest.raises(ServerError) as caught:
@@ -133,7 +125,7 @@ def test_a_delete_that_did_not_land_fails_with_its_own_error_after_a_look(sandbo
 def test_an_update_sends_a_one_code_language_list_as_the_code(sandbox: SandboxServer) -> None:
     """The API's bodies document one language code; a declared list of one is that code."""
     provider = configured(sandbox.url)
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     sandbox.reset_stats()
 
     provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "language": ["fr"]}).inputs)
@@ -143,7 +135,7 @@ def test_an_update_sends_a_one_code_language_list_as_the_code(sandbox: SandboxSe
 
 def test_an_update_that_could_not_be_sent_fails_without_looking_for_the_agent(sandbox: SandboxServer) -> None:
     provider = configured(sandbox.url)
-    _, outs = created(provider)
+    _, outs = created_agent(provider)
     sandbox.reset_stats()
 
     with pytest.raises(TransportError, match="could not be sent"):
@@ -155,7 +147,7 @@ def test_an_update_that_could_not_be_sent_fails_without_looking_for_the_agent(sa
 def test_an_update_that_kept_failing_of_an_agent_deleted_meanwhile_raises_the_api_error(sandbox: SandboxServer) -> None:
     """After the retries, the look finds no agent: the error is the API's, not a crash on the missing agent."""
     provider = configured(sandbox.url)  # maxRetries 2: three PATCH attempts
-    agent_id, outs = created(provider)
+    agent_id, outs = created_agent(provider)
     httpx.delete(f"{sandbox.url}/phone/{agent_id}", headers={"Authorization": f"Bearer {TOKEN}"})
     sandbox.set_faults(fail_next=3)
 
