@@ -456,7 +456,8 @@ def bench_latency(sandbox: Sandbox, sizes: Sizes, rows: list[Row]) -> None:
         cycle = ProviderCycle(provider, configured_provider(sandbox.url, listCacheSeconds="0"), inputs)
         prov, floor = interleave(cycle.run, raw.run, sizes.cycles, sizes.warmup)
         for op in ("create", "read", "update", "delete"):
-            rows.append(latency_row(f"{op}, in-process", prov[op], floor[op], 1.25))
+            # The goal for a create (the lost-answer bookkeeping is its cost); 1.25 for the rest.
+            rows.append(latency_row(f"{op}, in-process", prov[op], floor[op], 1.15 if op == "create" else 1.25))
         rows.append(latency_row("read, in-process, snapshot reused", prov["read_snapshot"], floor["read"], None))
         rows[-1].data["note"] = "second read within listCacheSeconds: no request; floor is a fresh GET /phone"
 
@@ -654,8 +655,8 @@ def bench_preview(sandbox: Sandbox, sizes: Sizes, rows: list[Row]) -> None:
         Row(
             "check+diff pairs per second, in-process",
             f"{rate:,.0f}/s",
-            goal=">= 20,000/s",
-            met=rate >= 20_000,
+            goal=">= 60,000/s",
+            met=rate >= 60_000,
             data={"pairs_per_second": rate, "us_per_pair": 1e6 / rate},
         )
     )

@@ -276,3 +276,31 @@ def test_a_property_with_several_errors_or_skipped_does_not_hide_the_failures_af
     assert [prop for prop, _ in validation_failures({"name": "", "model": "gpt"}, skip=frozenset({"name"}))] == [
         "model"
     ]
+
+
+# -- inputs the engine already holds are not judged again -------------------------------------------------------
+
+# What a refresh can put in the inputs: the live agent's values, here a language list the API answered with.
+LIVE = provider.check({}, {"name": "Support", "first_message": "Hello"}).inputs | {"language": ["en", "fr"]}
+
+
+def test_inputs_exactly_as_the_prior_ones_are_not_judged_again() -> None:
+    """They were judged when new, or are the live agent's (a refresh): an unchanged stack previews clean."""
+    assert validation_failures(LIVE) != [], "the live value is one check would refuse if it were new"
+    assert provider.check(LIVE, dict(LIVE)).failures == []
+
+
+def test_a_changed_input_has_every_input_judged_again() -> None:
+    changed = provider.check(LIVE, {**LIVE, "first_message": "Welcome"})
+    assert [f.property for f in changed.failures] == ["language"]
+
+
+def test_the_same_value_of_another_type_is_judged() -> None:
+    """``1 == True`` in Python, but 1 is not a boolean to the API."""
+    prior = provider.check({}, {"name": "Support"}).inputs
+    assert [f.property for f in provider.check(prior, {**prior, "interruptible": 1}).failures] == ["interruptible"]
+
+
+def test_an_unknown_property_beside_unchanged_inputs_is_judged() -> None:
+    prior = provider.check({}, {"name": "Support"}).inputs
+    assert [f.property for f in provider.check(prior, {**prior, "speed": 2}).failures] == ["speed"]

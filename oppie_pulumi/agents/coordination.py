@@ -17,6 +17,7 @@ Three records, all process-wide and thread-safe (a provider host serves several 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -121,7 +122,9 @@ RUN = RunMemory()
 
 def spec_key(base_url: str, spec: Mapping[str, Any]) -> str:
     """One spec at one API, as a hex digest: identical creates share it."""
-    body = json.dumps([base_url, api_body(spec)], sort_keys=True, ensure_ascii=True, default=str)
+    # A checked spec holds JSON values only (strings, booleans, nulls, lists of strings): no ``default`` needed,
+    # which keeps json's C encoder.
+    body = json.dumps([base_url, api_body(spec)], sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -172,14 +175,17 @@ class MachineRecord:
     def record(self, agent_id: str) -> None:
         if not agent_id.isprintable() or " " in agent_id:
             return  # not an id that can be written one per line; the in-process claims still hold it
+        line = f"{time.time():.0f} {agent_id}\n".encode()
         with self._guard:
-            if self._handle.seek(0, os.SEEK_END) > _RECORD_COMPACT_BYTES:
+            # One append (the file is opened for appending), with no buffer to flush: every create pays for it.
+            fd = self._handle.fileno()
+            os.write(fd, line)
+            if os.lseek(fd, 0, os.SEEK_CUR) > _RECORD_COMPACT_BYTES:
                 keep = [f"{time.time():.0f} {held}" for held in self._read()]
                 self._handle.seek(0)
                 self._handle.truncate()
-                self._handle.write("".join(line + "\n" for line in keep))
-            self._handle.write(f"{time.time():.0f} {agent_id}\n")
-            self._handle.flush()
+                self._handle.write("".join(held + "\n" for held in keep))
+                self._handle.flush()
 
 
 _FOLDERS: dict[str, Path | None] = {}
@@ -260,6 +266,17 @@ def _lock_file(bucket: _Bucket, label: str) -> IO[str] | None:
                 ) from None
             time.sleep(pause)
             pause = min(pause * 2, 0.1)
+
+
+@atexit.register
+def _close_lock_files() -> None:
+    """Close the lock files kept open between creates (the process ends; the locks were let go already)."""
+    with _BUCKETS_GUARD:
+        for bucket in _BUCKETS.values():
+            with bucket.state:
+                if bucket.handle is not None and not bucket.locked:
+                    bucket.handle.close()
+                    bucket.handle = None
 
 
 @contextlib.contextmanager

@@ -172,6 +172,11 @@ def check(olds: Mapping[str, Any], news: Mapping[Any, Any], unknown_form: Unknow
     ``olds`` are the resource's prior inputs (empty for a new resource). ``adopt_id`` is a create-time
     instruction: it is checked for a new resource and dropped for an existing one, so that a replacement (a
     model change) creates a new agent instead of re-adopting the old one.
+
+    Inputs exactly as the prior ones (same values, same types) are not judged again: they were judged when they
+    were new, or came from the live agent (a refresh), and are what the API holds. A preview of an unchanged
+    stack spends most of its time in check, and this is most of check; any changed input is judged, with all
+    the others.
     """
     inputs = dict(news)
     # Engine keys (``__provider``, ``__defaults``) and computed outputs declared as None are not inputs. A key
@@ -197,14 +202,28 @@ def check(olds: Mapping[str, Any], news: Mapping[Any, Any], unknown_form: Unknow
     # Only an agent that will be POSTed must use a model POST /phone accepts; an adopted or existing one may carry
     # a newer model (oppie-vox-livekit) that the API reports but refuses on create.
     new_agent = not olds and adopt_id is None
-    failures = [
-        CheckFailure(prop, reason) for prop, reason in validation_failures(inputs, unknown, new_agent=new_agent)
-    ]
+    failures = (
+        []
+        if olds and not unknown and _as_before(inputs, olds)
+        else [CheckFailure(prop, reason) for prop, reason in validation_failures(inputs, unknown, new_agent=new_agent)]
+    )
     if adopt_id is not None:
         if not (_unknown_within(adopt_id, unknown_form) or (isinstance(adopt_id, str) and adopt_id.strip())):
             failures.append(CheckFailure(ADOPT_ID, "must be the id of an existing agent (a non-empty string)"))
         inputs[ADOPT_ID] = adopt_id
     return Checked(inputs, failures)
+
+
+def _as_before(inputs: Mapping[Any, Any], olds: Mapping[str, Any]) -> bool:
+    """Whether ``inputs`` are the input fields of ``olds``, each the same value of the same type (``1`` is not
+    ``True``), and nothing else."""
+    if inputs.keys() != _INPUT_NAMES:
+        return False
+    for name in INPUT_FIELDS:
+        new, old = inputs[name], olds.get(name)
+        if new.__class__ is not old.__class__ or new != old:
+            return False
+    return True
 
 
 def changed_fields(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:

@@ -119,10 +119,10 @@ class AgentService:
             outputs = self._adopt(client, adopt_id, spec)
             agent_id = adopt_id
             self.run.saw_adopted(agent_id)
+            self.claims.claim(agent_id)
         else:
-            agent = create_reconciled(client, spec, self.claims)
+            agent = create_reconciled(client, spec, self.claims)  # which claims the agent it made
             agent_id, outputs = agent["id"], outputs_from_agent(agent)
-        self.claims.claim(agent_id)
         return Created(agent_id, rules.with_adopt_id(outputs, props))
 
     def read(self, agent_id: str, props: Mapping[str, Any], *, lookup: bool = False) -> Refreshed | None:
