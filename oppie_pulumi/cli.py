@@ -4,9 +4,11 @@
 declares each one as it is, with its ``adopt_id``: ``pulumi up`` on it brings the whole fleet under code
 without creating, replacing or changing anything. The token comes from the environment only (never a
 command-line argument, which would land in shell history and process lists) and is never printed.
-
 Exit status: 0 done; 1 the API call failed (or the file could not be written); 2 a usage or configuration
 error, such as no token.
+
+``oppie-pulumi drift`` reviews stacks against the API (``drift``): exit status 0 in sync, 2 findings (as
+``--fail-on`` counts them), 1 the review could not run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ _VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 EXIT_OK = 0
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
+EXIT_FINDINGS = 2  # drift: findings (a usage error in drift is 2 as well, and says so on stderr)
 
 
 NOT_SHOWN = "values are never shown: an argument may be a secret; the token is read from the environment only"
@@ -125,7 +128,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="file to write, or a directory to write __main__.py in; '-' for standard output (default)",
     )
     generate.add_argument("--force", action="store_true", help="overwrite the file if it exists")
+    _add_drift(commands)
     return parser
+
+
+FAIL_ON = ("drift", "replace", "unmanaged")
+
+
+def _add_drift(commands: Any) -> None:
+    drift = commands.add_parser(
+        "drift",
+        help="review stacks of phone agents against the API: drift, deletions, unmanaged agents",
+        description=(
+            "Read each stack's state (pulumi stack export, read-only: no lock is taken), list each organisation "
+            "the stacks point at once, and give a verdict on every agent: in sync, drifted (per field), deleted "
+            "outside Pulumi, held by two resources, unmanaged (in no reviewed stack), or unreadable; with the "
+            "coverage (managed agents out of all) and the command that fixes each finding."
+        ),
+        epilog=(
+            "Settings per stack as the provider reads them: the stack's oppie:* config (secrets decrypted by "
+            f"Pulumi), then the environment ({TOKEN_ENV}, {BASE_URL_ENV}, ...). The pulumi CLI on PATH reads the "
+            "states, from whatever backend it is logged into. Exit status: 0 in sync, 2 findings (see "
+            "--fail-on), 1 the review could not run (a stack that cannot be read, a bad token, an API out of "
+            "reach)."
+        ),
+    )
+    drift.add_argument(
+        "--stack",
+        dest="stacks",
+        action="append",
+        required=True,
+        metavar="[DIR:]STACK",
+        help="a stack to review (repeat for several); DIR: its project folder, if not --cwd's",
+    )
+    drift.add_argument("-C", "--cwd", default=".", metavar="DIR", help="the project folder (default: .)")
+    drift.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="default: text")
+    drift.add_argument("--output", metavar="FILE", help="write the report to FILE (appending) instead of stdout")
+    drift.add_argument(
+        "--fail-on",
+        default=",".join(FAIL_ON),
+        metavar="KINDS",
+        help="the findings that make the exit status 2: a comma-separated list of drift (every changed, deleted or "
+        "doubly held agent), replace (only drift whose fix replaces an agent), unmanaged; or none (default: "
+        "%(default)s)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,12 +179,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "generate":
         return _generate(args, sys.stdout, sys.stderr)
+    if args.command == "drift":
+        return _drift(args, sys.stdout, sys.stderr)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse only accepts known commands
 
 
-def _fail(stderr: TextIO, message: str, status: int) -> int:
-    print(f"oppie-pulumi generate: {message}", file=stderr)
+def _fail(stderr: TextIO, message: str, status: int, command: str = "generate") -> int:
+    print(f"oppie-pulumi {command}: {message}", file=stderr)
     return status
+
+
+def _drift(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from . import drift
+    from .drift import report
+
+    kinds = {kind.strip() for kind in args.fail_on.split(",") if kind.strip()}
+    if not kinds or not kinds <= {*FAIL_ON, "none"} or ("none" in kinds and len(kinds) > 1):
+        return _fail(stderr, f"--fail-on takes {', '.join(FAIL_ON)} (comma-separated), or none", EXIT_USAGE, "drift")
+    refs = [drift.StackRef.parse(text, Path(args.cwd)) for text in args.stacks]
+    show = args.format == "text" or stderr.isatty()
+    result = drift.run(refs, progress=lambda line: print(f"oppie-pulumi drift: {line}", file=stderr) if show else None)
+    text = {"text": report.as_text, "json": report.as_json, "markdown": report.as_markdown}[args.format](result)
+    if args.output:
+        try:
+            with open(args.output, "a", encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            return _fail(stderr, f"cannot write {args.output}: {exc.strerror or exc}", EXIT_API_ERROR, "drift")
+    else:
+        stdout.write(text)
+        stdout.flush()
+    errors = [f"stack {s.ref.name}: {s.error}" for s in result.stacks if s.error]
+    errors += [f"{report.organisation_label(org.base_url)}: {org.error}" for org in result.organisations if org.error]
+    if errors:
+        for error in errors:
+            _fail(stderr, error, EXIT_API_ERROR, "drift")
+        return EXIT_API_ERROR
+    return EXIT_FINDINGS if _counted(result, kinds) else EXIT_OK
+
+
+def _counted(result: Any, kinds: set[str]) -> int:
+    """How many findings of the review count under ``--fail-on``: ``drift`` counts every drifted, deleted or
+    doubly held agent; ``replace`` only those whose fix replaces the agent (a gate for what must not be applied
+    unattended); ``unmanaged`` the agents no reviewed stack holds."""
+    count = 0
+    for agent in result.agents:
+        if agent.verdict == "unmanaged":
+            count += "unmanaged" in kinds
+        elif agent.verdict in ("drifted", "deleted", "held_twice"):
+            count += "drift" in kinds or ("replace" in kinds and agent.replaces)
+    return count
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
+
 from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve
 
-from .realcli import EXAMPLES, ROOT, Project
+from .realcli import EXAMPLES, ROOT, VENV, Project
 from .support import TOKEN
 
 MARKER = re.compile(r"^<!-- captured: ([\w-]+) -->\n```[a-z]*\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
@@ -88,6 +91,28 @@ def _fleet_error(tmp: Path, sandbox: SandboxServer) -> str:
     return "\n".join(line for line in (failed.stdout + failed.stderr).splitlines() if "agents.yaml" in line)
 
 
+def _drift_report(tmp: Path, sandbox: SandboxServer) -> str:
+    """The root stack deployed, then an edit in the dashboard, an agent made there, and `oppie-pulumi drift`."""
+    project = Project.root(tmp, stack="dev")
+    project.configure(sandbox.url, TOKEN)
+    project.up()
+    support = project.resources()["support-line"]["id"]
+    with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as api:
+        api.patch(f"/phone/{support}", json={"first_message": "Edited in the dashboard"}).raise_for_status()
+        api.post("/phone", json={"name": "Made in the dashboard", "type": "outbound"}).raise_for_status()
+    review = subprocess.run(
+        [str(VENV / "bin" / "oppie-pulumi"), "drift", "--stack", "dev"],
+        cwd=project.dir,
+        env=project.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert review.returncode == 2, review.stdout + review.stderr
+    return f"$ oppie-pulumi drift --stack dev\n{review.stdout}"
+
+
 SCENARIOS: dict[str, Callable[[Path, SandboxServer], str]] = {
     "root-up": _root_up,
     "quickstart-up": _up("quickstart"),
@@ -96,6 +121,7 @@ SCENARIOS: dict[str, Callable[[Path, SandboxServer], str]] = {
     "fleet-up": _up("fleet-from-file"),
     "fleet-error": _fleet_error,
     "adopt-up": _adopt_up,
+    "drift-report": _drift_report,
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import tempfile
 import threading
 import time
@@ -187,3 +188,37 @@ def test_the_lock_folder_is_made_on_a_machine_that_never_had_one(
     folder = coordination.coordination_dir()
     assert folder is not None and folder.is_dir()
     assert folder.parent.parent == tmp_path / "fresh-tmp"
+    assert folder.name == "creates" and folder.parent.name.startswith("oppie-pulumi-")
+    assert folder.stat().st_mode & 0o777 == 0o700 and not folder.parent.stat().st_mode & 0o022, "only we write"
+    assert coordination.coordination_dir() == folder, "looked up once per temporary folder"
+
+
+def test_a_folder_others_can_write_is_not_trusted_for_the_held_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone who can write it could feed us ids to ignore: without it, only the in-process lock applies."""
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    (tmp_path / f"oppie-pulumi-{os.getuid()}").mkdir(mode=0o700)
+    (tmp_path / f"oppie-pulumi-{os.getuid()}").chmod(0o777)
+    assert coordination.coordination_dir() is None
+
+
+def test_a_folder_that_cannot_be_made_means_no_machine_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path / "a-file"))
+    assert coordination.coordination_dir() is None
+
+
+def test_fresh_records_start_empty_and_remember_what_they_are_told() -> None:
+    claims, run = coordination.Claims(), coordination.RunMemory()
+    assert claims.ids() == set() and (run.held, run.vanished, run.adopted) == (set(), set(), set())
+    claims.claim("ph_1")
+    run.saw_held("ph_2")
+    run.saw_held("")
+    run.saw_held(None)
+    run.saw_vanished("ph_3")
+    run.saw_adopted("ph_4")
+    assert claims.ids() == {"ph_1"}
+    assert run.is_replacement("ph_2") and run.is_replacement("ph_3") and not run.is_replacement("ph_4")
+    assert run.adopted_here("ph_4") and not run.adopted_here("ph_2")
+    assert run.held == {"ph_2"}

@@ -355,9 +355,10 @@ def test_pipeline_workflow_previews_pull_requests_deploys_main_and_checks_drift_
 
     drift = jobs["drift"]
     assert "schedule" in drift["if"]
-    [check] = [s for s in _steps(drift) if "pulumi preview" in s.get("run", "")]
-    assert "--refresh" in check["run"] and "--expect-no-changes" in check["run"]
-    assert check["working-directory"] == "${{ env.PROJECT_DIR }}"
+    # The drift review: its markdown to the job summary, its exit status (2: findings) failing the job.
+    [check] = [s for s in _steps(drift) if "--format markdown" in s.get("run", "")]
+    assert check["run"].startswith("oppie-pulumi drift ") and '--output "$GITHUB_STEP_SUMMARY"' in check["run"]
+    assert "--fail-on" not in check["run"], "the default: any finding fails the job"
     # Every job installs the program's dependencies before Pulumi runs it.
     for job in jobs.values():
         assert any("pip install -r requirements.txt" in s.get("run", "") for s in _steps(job))

@@ -1,10 +1,12 @@
 """examples/pipeline: the three jobs of its GitHub Actions workflow, run by the real CLI against the sandbox.
 
-The commands come from ``phone-agents.yml`` itself: the drift job's ``run:`` line as written, and for the jobs
-that use ``pulumi/actions@v6`` the command that action runs for their ``with:`` inputs (v6 calls the Automation
-API: ``preview`` -> ``pulumi preview``, ``up`` -> ``pulumi up --yes --skip-preview``, plus ``--refresh`` for
-``refresh: true`` and ``--diff`` for ``diff: true``). A change to the workflow changes what this test runs, and
-an input the test does not know fails it until it is taught what the input does.
+The commands come from ``phone-agents.yml`` itself: the drift job's ``oppie-pulumi drift`` steps as written (their
+``run:`` lines, run in order with each step's ``if:``, the workflow's variables set as the runner sets them:
+``GITHUB_STEP_SUMMARY`` a file of the test's), and for the jobs that use ``pulumi/actions@v6`` the command that
+action runs for their ``with:`` inputs (v6 calls the Automation API: ``preview`` -> ``pulumi preview``, ``up`` ->
+``pulumi up --yes --skip-preview``, plus ``--refresh`` for ``refresh: true`` and ``--diff`` for ``diff: true``).
+A change to the workflow changes what this test runs, and an input or a step the test does not know fails it
+until it is taught what it does.
 
 The stack is configured as the workflow's is: the stack's config is ``Pulumi.prod.yaml`` (``oppie:baseUrl``, here
 the sandbox's), and the API token comes from ``OPPIE_API_TOKEN`` in the CLI's environment, never from config.
@@ -18,6 +20,7 @@ import json
 import re
 import shlex
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,11 @@ STACK = "prod"  # Pulumi.prod.yaml is the config of the stack the workflow deplo
 ACTION = "pulumi/actions@v6"
 # What the CLI prints when --expect-no-changes meets a change, for `pulumi preview` and `pulumi refresh`.
 CHANGES_PROPOSED = "error: no changes were expected for {} but changes were proposed"
+DRIFT = ["oppie-pulumi", "drift"]
+# The drift job's step conditions the test knows how to run: none (after success only), and after a failure too.
+_STEP_CONDITIONS = {None: False, "${{ !cancelled() }}": True}
+# `oppie-pulumi drift`'s exit status: nothing counted, findings.
+IN_SYNC, FINDINGS = 0, 2
 # pulumi/actions@v6 inputs that decide where and how the action runs, not which CLI command it runs.
 _PLACE_INPUTS = {"command", "stack-name", "work-dir", "comment-on-pr", "github-token"}
 # pulumi/actions@v6 boolean inputs and the CLI flag the Automation API adds for each.
@@ -69,6 +77,34 @@ def _job_command(workflow: dict[str, Any], job: str) -> list[str]:
             commands.append(args[:at] + args[at + 2 :])
     assert len(commands) == 1, f"job {job!r} should run exactly one pulumi command, found {commands}"
     return commands[0]
+
+
+@dataclass(frozen=True)
+class DriftStep:
+    """One ``oppie-pulumi drift`` step of the drift job: its arguments as written (variables unexpanded) and
+    whether it runs after an earlier step failed."""
+
+    args: list[str]
+    after_failure: bool
+
+
+def _drift_steps(workflow: dict[str, Any]) -> list[DriftStep]:
+    """The drift job's review steps, in order; no other step of that job may run a command of ours or Pulumi's."""
+    steps = []
+    for step in workflow["jobs"]["drift"]["steps"]:
+        inputs = step.get("with") or {}
+        assert not (step.get("uses", "").startswith("pulumi/actions@") and "command" in inputs), (
+            "the drift job's pulumi/actions step only installs the CLI"
+        )
+        run = step.get("run", "")
+        if not run or run.startswith("pip install"):
+            continue  # an action (checkout, Python, the CLI), or the program's dependencies
+        assert run.startswith(" ".join(DRIFT) + " ") and "\n" not in run.strip(), f"unknown drift job step: {step}"
+        # -C "$PROJECT_DIR": relative to the checkout, where a step without working-directory runs.
+        assert "working-directory" not in step, step
+        assert step.get("if") in _STEP_CONDITIONS, f"the test does not know how to run a step with if: {step['if']}"
+        steps.append(DriftStep(shlex.split(run)[len(DRIFT) :], _STEP_CONDITIONS[step.get("if")]))
+    return steps
 
 
 def _action_command(uses: str, inputs: dict[str, Any]) -> list[str]:
@@ -111,6 +147,38 @@ class Pipeline:
         result = self.run(["stack", "export", *flags])
         return dict(json.loads(result.stdout))
 
+    def drift_job(self, steps: list[DriftStep], summary: Path) -> tuple[int, list[subprocess.CompletedProcess[str]]]:
+        """The drift job's steps as the runner runs them, from the checkout (here: the project's parent), the
+        workflow's variables in the environment; returns the job's exit status (its first failed step's) and
+        each step's run. ``summary`` is the job summary file (``GITHUB_STEP_SUMMARY``)."""
+        variables = {"STACK": STACK, "PROJECT_DIR": self.project.dir.name, "GITHUB_STEP_SUMMARY": str(summary)}
+        env = {**self.project.env, **variables}
+        status, runs = 0, []
+        for step in steps:
+            if status and not step.after_failure:
+                continue
+            args = [_expand(arg, variables) for arg in step.args]
+            result = subprocess.run(
+                [*DRIFT, *args],
+                cwd=self.project.dir.parent,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            self.printed += [result.stdout, result.stderr]
+            runs.append(result)
+            status = status or result.returncode
+        return status, runs
+
+
+def _expand(arg: str, variables: dict[str, str]) -> str:
+    """A ``run:`` argument with the shell's ``$NAME`` expanded; a variable the test does not set fails it."""
+    names = re.findall(r"\$\{?(\w+)\}?", arg)
+    assert set(names) <= set(variables), f"the test does not set {sorted(set(names) - set(variables))} for {arg!r}"
+    return re.sub(r"\$\{?(\w+)\}?", lambda found: variables[found.group(1)], arg)
+
 
 def _edit_in_dashboard(sandbox: SandboxServer, agent_id: str, **changes: Any) -> None:
     answer = httpx.patch(f"{sandbox.url}/phone/{agent_id}", json=changes, headers={"Authorization": f"Bearer {TOKEN}"})
@@ -119,11 +187,18 @@ def _edit_in_dashboard(sandbox: SandboxServer, agent_id: str, **changes: Any) ->
 
 def test_pipeline_jobs_deploy_detect_a_dashboard_edit_and_put_it_back(sandbox: SandboxServer, tmp_path: Path) -> None:
     workflow = _workflow()
-    pr_job, main_job, drift_job = (_job_command(workflow, job) for job in ("preview", "up", "drift"))
+    pr_job, main_job = (_job_command(workflow, job) for job in ("preview", "up"))
+    drift_steps = _drift_steps(workflow)
     # The flags the README promises for each job: the live agents, not only the state, against the code.
     assert pr_job == ["preview", "--refresh", "--diff"]
     assert main_job == ["up", "--yes", "--skip-preview", "--refresh", "--diff"]
-    assert drift_job == ["preview", "--refresh", "--expect-no-changes", "--diff"]
+    # The drift job (README): the review as markdown into the job summary, its exit status the job's; then the
+    # same review as text in the log, after a failure too, never failing by itself on findings.
+    review_flags = ["--stack", "$STACK", "-C", "$PROJECT_DIR"]
+    assert drift_steps == [
+        DriftStep([*review_flags, "--format", "markdown", "--output", "$GITHUB_STEP_SUMMARY"], after_failure=False),
+        DriftStep([*review_flags, "--format", "text", "--fail-on", "none"], after_failure=True),
+    ]
     pipeline = Pipeline(sandbox, tmp_path)
     config = (pipeline.project.dir / f"Pulumi.{STACK}.yaml").read_text()
     assert "apiToken" not in config, "every API call below authenticates with OPPIE_API_TOKEN alone"
@@ -142,35 +217,52 @@ def test_pipeline_jobs_deploy_detect_a_dashboard_edit_and_put_it_back(sandbox: S
     declared = support["first_message"]
     assert pipeline.project.outputs()["support_line_id"] == support["id"]
 
-    # The next morning's drift check: nothing drifted, the job passes.
+    # The next morning's drift review: nothing drifted, the job passes, its summary says so.
     sandbox.reset_stats()
-    rested = pipeline.run(drift_job)
-    assert summary(rested.stdout) == {}, rested.stdout
-    assert sandbox.writes() == [], "a drift check must not write to the API"
+    job_summary = tmp_path / "summary-rested.md"
+    status, (review, log) = pipeline.drift_job(drift_steps, job_summary)
+    assert status == IN_SYNC, review.stdout + review.stderr + log.stdout + log.stderr
+    written = job_summary.read_text()
+    assert written.startswith("## Phone agents: drift review"), written
+    assert "2 agents, 2 managed (coverage 100%): 2 in sync" in written, written
+    assert review.stdout == "", "the markdown goes to the job summary, not the log"
+    assert "In sync: 2 agent(s)." in log.stdout, log.stdout
+    assert sandbox.writes() == [], "a drift review must not write to the API"
+    assert sandbox.stats()["by_route"] == {"GET /phone": 2}, "one list call per review (the job runs two)"
 
-    # Someone edits the support line in the dashboard; the drift check fails and its log shows the field.
+    # Someone edits the support line in the dashboard; the review fails the job and names the field.
     _edit_in_dashboard(sandbox, support["id"], first_message="Edited in the dashboard")
     state_before = pipeline.export()
     sandbox.reset_stats()
-    drifted = pipeline.run(drift_job, expect=None)
-    # 7 is the CLI's ExitNoChanges (its exit codes are a stable contract): a CI job can tell drift from an error.
-    assert drifted.returncode == 7, drifted.stdout + drifted.stderr
-    assert CHANGES_PROPOSED.format("preview") in drifted.stderr, drifted.stderr
-    assert summary(drifted.stdout) == {"to update": 1}, drifted.stdout
-    # The planned update puts the declared value back over the live one.
-    field = rf'~ first_message\s*: "Edited in the dashboard" => "{re.escape(declared)}"'
-    assert re.search(field, drifted.stdout), drifted.stdout
-    assert sandbox.writes() == [], "a drift check must not write to the API"
+    job_summary = tmp_path / "summary-drifted.md"
+    status, (review, log) = pipeline.drift_job(drift_steps, job_summary)
+    assert status == FINDINGS, review.stdout + review.stderr + log.stdout + log.stderr
+    assert log.returncode == 0, "--fail-on none: the log step only prints"
+    written = job_summary.read_text()
+    assert "1 drifted, 1 in sync" in written, written
+    assert "### Drifted (1)" in written, written
+    field = f'`first_message` (configuration): {json.dumps(declared)} → "Edited in the dashboard"'
+    assert field in written, written
+    assert f"`{support['id']}`" in written, written
+    # The log: the field with both values, and the fix, naming the resource.
+    urn = f"urn:pulumi:{STACK}::oppie-pipeline::pulumi-python:dynamic/oppie:PhoneAgent::support-line"
+    assert f'~ first_message (configuration): {json.dumps(declared)} => "Edited in the dashboard"' in log.stdout
+    assert re.search(rf"fix: pulumi -C project up .*--target {re.escape(urn)} --stack {STACK}", log.stdout), log.stdout
+    assert sandbox.writes() == [], "a drift review must not write to the API"
+    assert sandbox.stats()["by_route"] == {"GET /phone": 2}
+    # The review reads the state and never writes it (no refresh is saved).
+    assert pipeline.export() == state_before
     # Why every job refreshes (README): without --refresh the CLI compares the code with the state only.
     blind = pipeline.run(["preview", "--expect-no-changes", "--diff"])
     assert summary(blind.stdout) == {}, blind.stdout
-    # The README's alternative drift check, the state against the API only, fails on the edit too.
-    refresh_only = pipeline.run(["refresh", "--preview-only", "--expect-no-changes"], expect=None)
-    assert refresh_only.returncode == 7, refresh_only.stdout + refresh_only.stderr
-    assert CHANGES_PROPOSED.format("refresh") in refresh_only.stderr, refresh_only.stderr
+    # The README's other check, the code against the live agents, fails on the edit too (exit 7, the CLI's
+    # ExitNoChanges), with the planned update putting the declared value back over the live one.
+    against_code = pipeline.run(["preview", "--refresh", "--expect-no-changes", "--diff"], expect=None)
+    assert against_code.returncode == 7, against_code.stdout + against_code.stderr
+    assert CHANGES_PROPOSED.format("preview") in against_code.stderr, against_code.stderr
+    assert re.search(rf'~ first_message\s*: "Edited in the dashboard" => "{re.escape(declared)}"', against_code.stdout)
     assert sandbox.writes() == []
-    # --refresh in a preview (and a refresh --preview-only) stays in memory (README): the state still holds
-    # the deployed value.
+    # --refresh in a preview stays in memory (README): the state still holds the deployed value.
     assert pipeline.export() == state_before
 
     # A pull request opened meanwhile shows the same update in its preview, without failing.
@@ -188,10 +280,12 @@ def test_pipeline_jobs_deploy_detect_a_dashboard_edit_and_put_it_back(sandbox: S
     assert live[support["id"]]["first_message"] == declared
     assert live[support["id"]]["phone_number"] == support["phone_number"], "an update keeps the number"
 
-    # And the drift check passes again.
+    # And the drift review passes again.
     sandbox.reset_stats()
-    rested = pipeline.run(drift_job)
-    assert summary(rested.stdout) == {}, rested.stdout
+    job_summary = tmp_path / "summary-fixed.md"
+    status, (review, log) = pipeline.drift_job(drift_steps, job_summary)
+    assert status == IN_SYNC, review.stdout + review.stderr + log.stdout + log.stderr
+    assert "2 agents, 2 managed (coverage 100%): 2 in sync" in job_summary.read_text()
     assert sandbox.writes() == []
 
     # The token was only ever in the environment: not in the state (even decrypted), not in any output.
@@ -200,5 +294,7 @@ def test_pipeline_jobs_deploy_detect_a_dashboard_edit_and_put_it_back(sandbox: S
     for path in pipeline.state.rglob("*"):
         if path.is_file():
             assert TOKEN not in path.read_text(errors="replace"), f"the token is in {path}"
+    for summary_file in (tmp_path / "summary-rested.md", tmp_path / "summary-drifted.md", job_summary):
+        assert TOKEN not in summary_file.read_text(), f"the token is in the job summary {summary_file.name}"
     leaks = [output for output in pipeline.printed if TOKEN in output]
     assert leaks == [], "the token appeared in CLI output"

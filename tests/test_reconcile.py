@@ -167,3 +167,24 @@ def test_a_create_whose_request_could_not_be_sent_fails_without_looking(sandbox:
 
     assert not isinstance(caught.value, AmbiguousCreate)
     assert sandbox.stats()["requests"] == 0
+
+
+def test_an_agent_this_process_holds_is_never_a_candidate_even_when_the_machine_record_lacks_it(
+    sandbox: SandboxServer,
+) -> None:
+    """A refresh in this provider host read the agent for another resource (so this process knows it is held);
+    the machine's record only lists what creates ended up holding. A create of the same spec whose answer is
+    lost must not take it: it retries and makes its own."""
+    provider = configured(sandbox)
+    inputs = provider.check({}, {"name": "Twin"}).inputs
+    theirs = httpx.post(
+        f"{sandbox.url}/phone", json={"name": "Twin"}, headers={"Authorization": f"Bearer {TOKEN}"}
+    ).json()
+    held = provider.read(theirs["id"], {"name": "Twin"})
+    assert held.id == theirs["id"]
+    sandbox.set_faults(fail_next=1)
+
+    created = provider.create(inputs)
+
+    assert created.id != theirs["id"]
+    assert sorted(agent["id"] for agent in sandbox.agents()) == sorted([theirs["id"], created.id])

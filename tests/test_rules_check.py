@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from oppie_pulumi import PhoneAgentProvider
@@ -304,3 +305,12 @@ def test_the_same_value_of_another_type_is_judged() -> None:
 def test_an_unknown_property_beside_unchanged_inputs_is_judged() -> None:
     prior = provider.check({}, {"name": "Support"}).inputs
     assert [f.property for f in provider.check(prior, {**prior, "speed": 2}).failures] == ["speed"]
+
+
+def test_unknown_values_in_the_hosts_object_form_pass_through_untouched_nested_or_not() -> None:
+    """pulumi >= 3.2xx's dynamic host hands over ``pulumi.output.Unknown`` objects, not the sentinel string: as a
+    property's value or inside a list, they are not judged (a boolean or a list of strings would fail)."""
+    later, inside = Unknown(), Unknown()
+    result = provider.check({}, {"name": "Support", "interruptible": later, "instructions": ["Be kind", inside]})
+    assert result.failures == []
+    assert result.inputs["interruptible"] is later and result.inputs["instructions"][1] is inside

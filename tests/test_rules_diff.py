@@ -9,8 +9,8 @@ import pytest
 from pulumi.runtime.rpc import UNKNOWN
 
 from oppie_pulumi import PhoneAgentProvider
-from oppie_pulumi.agents import REASSIGNED
-from oppie_pulumi.agents.coordination import RUN
+from oppie_pulumi.agents import REASSIGNED, AgentService, UnknownForm, rules
+from oppie_pulumi.agents.coordination import RUN, Claims, RunMemory
 
 provider = PhoneAgentProvider()
 
@@ -126,3 +126,74 @@ def test_a_diff_tells_the_run_that_the_stack_holds_the_agent(monkeypatch: pytest
     monkeypatch.setattr(RUN, "vanished", set())
     provider.diff("ph_held", OUTPUTS, inputs())
     assert RUN.is_replacement("ph_held") and not RUN.is_replacement("ph_other")
+
+
+# -- per property: what the plugin's detailed diff shows, from the one rule both adapters follow ---------------
+
+
+def changes(olds: dict[str, Any], news: dict[str, Any], ignore: frozenset[str] = frozenset()) -> dict[str, Any]:
+    return {name: (change.kind, change.replace) for name, change in rules.diff(olds, news, ignore).changes.items()}
+
+
+def test_each_changed_property_says_whether_it_is_added_changed_or_removed() -> None:
+    news = inputs(accent="british", instructions=None, language="fr")
+    assert changes(OUTPUTS, news) == {
+        "language": ("update", False),
+        "accent": ("add", False),
+        "instructions": ("delete", False),
+    }
+
+
+def test_only_model_is_a_replacement_and_it_is_an_update_of_the_value() -> None:
+    assert changes(OUTPUTS, inputs(model="oppie-vox-2", voice_id="v1")) == {
+        "model": ("update", True),
+        "voice_id": ("add", False),
+    }
+
+
+def test_a_reassigned_number_changes_from_the_number_the_stack_had_to_the_live_one() -> None:
+    olds = {**OUTPUTS, REASSIGNED: {"phone_number": "+15550000009", "provider_external_id": "PN9"}}
+    assert changes(olds, inputs()) == {"phone_number": ("update", False), "provider_external_id": ("update", False)}
+    gone = {**OUTPUTS, "phone_number": None, REASSIGNED: {"phone_number": "+15550000009"}}
+    assert changes(gone, inputs()) == {"phone_number": ("delete", False)}
+    added = {**OUTPUTS, REASSIGNED: {"phone_number": None}}
+    assert changes(added, inputs()) == {"phone_number": ("add", False)}
+
+
+def test_a_mark_that_is_not_a_mapping_is_no_change() -> None:
+    """Only a read writes the mark, as a mapping; anything else in its place says nothing."""
+    assert changes({**OUTPUTS, REASSIGNED: "phone_number"}, inputs()) == {}
+
+
+def test_ignored_properties_never_change_not_even_a_reassigned_number() -> None:
+    olds = {**OUTPUTS, REASSIGNED: {"phone_number": "+15550000009"}}
+    news = inputs(first_message="Hi", model="oppie-vox-2")
+    assert changes(olds, news, frozenset({"first_message", "phone_number"})) == {"model": ("update", True)}
+
+
+def test_the_service_passes_ignore_changes_to_the_rule() -> None:
+    service = AgentService(lambda: None, unknown_form=UnknownForm(), claims=Claims(), run=RunMemory())  # type: ignore[arg-type,return-value]
+    diff = service.diff("id1", OUTPUTS, inputs(first_message="Hi", voice_id="v1"), frozenset({"first_message"}))
+    assert list(diff.changes) == ["voice_id"] and diff.changed and diff.replaces == []
+    assert service.run.held == {"id1"}
+
+
+# -- previews: what a plan shows of a create and an update --------------------------------------------------
+
+
+def test_a_previewed_create_shows_the_inputs_and_leaves_computed_outputs_unknown() -> None:
+    preview = rules.preview_create({**inputs(first_message="Hi"), "adopt_id": "ph_1"})
+    assert preview["first_message"] == "Hi" and preview["model"] == "oppie-vox" and preview["adopt_id"] == "ph_1"
+    for name in ("org_id", "phone_number", "provider_external_id", "created_at", "updated_at"):
+        assert preview[name] is rules.NOT_YET_KNOWN, name
+    assert repr(rules.NOT_YET_KNOWN) == "NOT_YET_KNOWN"
+
+
+def test_a_previewed_update_keeps_what_an_update_keeps_and_only_updated_at_is_unknown() -> None:
+    preview = rules.preview_update(OUTPUTS, {**inputs(first_message="Hi"), "adopt_id": "ph_1"})
+    assert preview["first_message"] == "Hi" and preview["adopt_id"] == "ph_1"
+    assert {name: preview[name] for name in rules.STABLE_ON_UPDATE} == {
+        name: OUTPUTS[name] for name in rules.STABLE_ON_UPDATE
+    }
+    assert preview["updated_at"] is rules.NOT_YET_KNOWN
+    assert rules.preview_update(OUTPUTS, inputs()).get("adopt_id") is None

@@ -153,3 +153,63 @@ def test_an_update_that_kept_failing_of_an_agent_deleted_meanwhile_raises_the_ap
 
     with pytest.raises(ServerError, match="answered 503"):
         provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "voice_id": "v2"}).inputs)
+
+
+def test_an_update_of_a_one_code_language_list_that_landed_unanswered_succeeds_after_a_look(
+    sandbox: SandboxServer,
+) -> None:
+    """The look compares the live agent's values with those sent, equivalent spellings equal: ["fr"] is "fr"."""
+    provider = configured(sandbox.url, maxRetries="0")
+    agent_id, outs = created_agent(provider)
+    sandbox.set_faults(fail_after_apply_next=1)
+
+    updated = provider.update(agent_id, outs, provider.check(outs, {"name": "Support", "language": ["fr"]}).inputs)
+
+    assert updated.outs is not None and updated.outs["language"] == "fr"
+
+
+# -- a state an earlier version wrote (no model) ----------------------------------------------------------------
+
+
+def test_an_update_with_nothing_to_send_completes_an_old_state_from_the_live_agent(sandbox: SandboxServer) -> None:
+    """What the plugin's update does for a dynamic state moved to it by alias: no PATCH, one read."""
+    provider = configured(sandbox.url)
+    agent_id, outs = created_agent(provider)
+    old = {key: value for key, value in outs.items() if key != "model"}
+    sandbox.reset_stats()
+
+    updated = provider.update(agent_id, old, provider.check(old, {"name": "Support"}).inputs)
+
+    assert updated.outs is not None and updated.outs["model"] == "oppie-vox"
+    assert sandbox.stats()["by_route"] == {"GET /phone": 1}, "nothing written: only the state completed"
+    assert sandbox.writes() == []
+
+
+def test_completing_an_old_state_of_an_agent_deleted_elsewhere_says_so_and_how_to_fix_it(
+    sandbox: SandboxServer,
+) -> None:
+    provider = configured(sandbox.url)
+    agent_id, outs = created_agent(provider)
+    with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        api.delete(f"/phone/{agent_id}").raise_for_status()
+    old = {key: value for key, value in outs.items() if key != "model"}
+
+    with pytest.raises(NotFound) as caught:
+        provider.update(agent_id, old, provider.check(old, {"name": "Support"}).inputs)
+
+    assert str(caught.value).startswith(
+        f"update phone agent 'Support' ({agent_id}) failed: the agent disappeared right after the update"
+    )
+    assert "pulumi refresh" in str(caught.value)
+
+
+def test_an_update_with_nothing_to_send_on_a_current_state_calls_nothing(sandbox: SandboxServer) -> None:
+    """Only a state without model (an old one) needs the live agent; a current one already has every output."""
+    provider = configured(sandbox.url)
+    agent_id, outs = created_agent(provider)
+    sandbox.reset_stats()
+
+    updated = provider.update(agent_id, outs, provider.check(outs, {"name": "Support"}).inputs)
+
+    assert updated.outs is not None and updated.outs["phone_number"] == outs["phone_number"]
+    assert sandbox.stats()["requests"] == 0
