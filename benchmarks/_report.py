@@ -9,10 +9,12 @@ because "floor" means the raw API to one and the no-op provider to the other.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -116,3 +118,14 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_average_at_start": [round(x, 2) for x in load],
     }
+
+
+@functools.cache
+def pulumi_bin() -> Path:
+    """The folder of the pinned CLI, found or built by ``tools/pulumi/install.sh --build`` (what the tests use)."""
+    install = Path(__file__).resolve().parent.parent / "tools" / "pulumi" / "install.sh"
+    result = subprocess.run([str(install), "--build"], capture_output=True, text=True, check=False)
+    lines = result.stdout.strip().splitlines()
+    if result.returncode != 0 or not lines:
+        raise RuntimeError(f"tools/pulumi/install.sh --build failed: {result.stderr[-2000:]}")
+    return Path(lines[-1])

@@ -38,7 +38,6 @@ peak resident set of the largest process of a run (``os.wait4``: the review's Py
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import resource
@@ -67,7 +66,7 @@ VENV_BIN = ROOT / ".venv" / "bin"
 
 sys.path.insert(0, str(HERE))
 import _report  # noqa: E402  (benchmarks/_report.py: the table, the agent and the checks the scripts share)
-from _report import Row, expect, print_table, progress, spec  # noqa: E402
+from _report import Row, expect, print_table, progress, pulumi_bin, spec  # noqa: E402
 
 TOKEN = "bench-drift-token-3b9e"
 PASSPHRASE = "bench-drift"
@@ -115,18 +114,6 @@ SMOKE = Fleet(agents=30, per_stack=9, drifted_per_stack=1, deleted_per_stack=1, 
 
 
 # -- the CLI ---------------------------------------------------------------------------------------------------
-
-
-@functools.cache
-def pulumi_bin() -> Path:
-    """The folder of the pinned CLI, found or built by ``tools/pulumi/install.sh --build`` (what the tests use)."""
-    result = subprocess.run(
-        [str(ROOT / "tools" / "pulumi" / "install.sh"), "--build"], capture_output=True, text=True, check=False
-    )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise RuntimeError(f"tools/pulumi/install.sh --build failed: {result.stderr[-2000:]}")
-    return Path(lines[-1])
 
 
 def cli_env(bin_dir: Path, tmp: Path) -> dict[str, str]:

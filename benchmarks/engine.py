@@ -68,7 +68,6 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import functools
 import json
 import os
 import re
@@ -97,7 +96,7 @@ VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 sys.path.insert(0, str(HERE))
 import _report  # noqa: E402  (benchmarks/_report.py: the table, the agent and the checks run.py shares)
-from _report import Row, expect, goals_line, median, print_table, progress, spec  # noqa: E402
+from _report import Row, expect, goals_line, median, print_table, progress, pulumi_bin, spec  # noqa: E402
 
 TOKEN = "bench-engine-token-7c2d"
 OURS, FLOOR = "agents", "noop"
@@ -159,18 +158,6 @@ class Timed:
     api: dict[str, Any]
     writes: int
     processes: list[dict[str, Any]] = field(default_factory=list)
-
-
-@functools.cache
-def pulumi_bin() -> Path:
-    """The folder of the pinned CLI, found or built by ``tools/pulumi/install.sh --build`` (what the tests use)."""
-    result = subprocess.run(
-        [str(ROOT / "tools" / "pulumi" / "install.sh"), "--build"], capture_output=True, text=True, check=False
-    )
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
-        raise RuntimeError(f"tools/pulumi/install.sh --build failed: {result.stderr[-2000:]}")
-    return Path(lines[-1])
 
 
 class Stack:

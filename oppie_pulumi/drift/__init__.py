@@ -27,6 +27,7 @@ def run(
     reader: Callable[[StackRef], StackState] | None = None,
 ) -> Review:
     """Read every stack, list every organisation once, and review."""
+
     def one(ref: StackRef) -> StackState:
         progress(f"reading stack {ref.label}")
         return reader(ref) if reader is not None else read(ref, environ=environ)
