@@ -293,10 +293,10 @@ def test_one_agent_adopted_by_two_stacks_is_held_twice(sandbox: SandboxServer, t
     report = document(result)
     [agent] = report["agents"]
     assert (agent["id"], agent["verdict"]) == (agent_id, "held_twice")
-    assert sorted((h["stack"], h["urn"].rsplit("::", 1)[-1]) for h in agent["held_by"]) == [
-        ("first", "support"),
-        ("second", "support-copy"),
-    ]
+    # Each stack is named as --stack took it: the one of another project folder with its folder.
+    assert sorted((h["stack"], h["urn"].rsplit("::", 1)[-1]) for h in agent["held_by"]) == sorted(
+        [("first", "support"), (f"{second.dir}:second", "support-copy")]
+    )
     [fix] = agent["fixes"]
     assert "state delete --yes" in fix
     assert (report["summary"]["managed"], report["summary"]["coverage"]) == (1, 1)
@@ -323,7 +323,8 @@ def test_stacks_of_two_organisations_are_listed_once_each(sandbox: SandboxServer
         assert sandbox.stats()["by_route"] == {"GET /phone": 1}
         assert other.stats()["by_route"] == {"GET /phone": 1}
         report = document(result)
-        assert sorted(o["stacks"] for o in report["organisations"]) == [["a", "b"], ["c"]]
+        b, c = f"{projects[1].dir}:b", f"{projects[2].dir}:c"  # named as --stack took them
+        assert sorted(o["stacks"] for o in report["organisations"]) == sorted([sorted(["a", b]), [c]])
         assert sorted((a["name"], a["verdict"]) for a in report["agents"]) == [
             ("Loose a", "unmanaged"),
             ("Loose b", "unmanaged"),

@@ -163,16 +163,16 @@ def test_drop_after_apply_spares_reads_and_refused_requests(client: httpx.Client
     assert server.state.faults.drop_after_apply == 1
 
 
-def test_delay_after_apply_times_the_client_out_after_the_agent_exists(
-    server: SandboxServer,
-) -> None:
-    server.set_faults(delay_after_apply_ms=400)
-    headers = {"Authorization": f"Bearer {server.token}"}
+def test_delay_after_apply_times_the_client_out_after_the_agent_exists(sandbox: SandboxServer) -> None:
+    """On a sandbox of its own: the answer it holds back is still in the server when the test ends, and on the
+    module's shared one it would take the next test's fault (a `fail_after_apply_next` consumed by this POST)."""
+    sandbox.set_faults(delay_after_apply_ms=400)
+    headers = {"Authorization": f"Bearer {sandbox.token}"}
 
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.url}/phone", json={"name": "slow"}, headers=headers, timeout=0.15)
+        httpx.post(f"{sandbox.url}/phone", json={"name": "slow"}, headers=headers, timeout=0.15)
 
-    assert [agent["name"] for agent in server.agents()] == ["slow"]
+    assert [agent["name"] for agent in sandbox.agents()] == ["slow"]
 
 
 def test_delay_after_apply_still_answers_a_patient_client(client: httpx.Client, server: SandboxServer) -> None:

@@ -16,6 +16,7 @@ so the CLI shows what the engine finds by comparing inputs: an output the API ch
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,14 +330,23 @@ def test_the_core_and_both_providers_give_the_same_diff_calls_and_outputs(scenar
             via_core = run_through(core, steps)
         finally:
             core.close()
-    with sandbox() as api:
-        dynamic = Project.program(tmp_path / "dynamic")
-        dynamic.configure(api.url, TOKEN)
-        via_dynamic = run_through(DynamicRunner(api, dynamic), steps)
-    with sandbox() as api:
-        plugin = Project(write_program(tmp_path / "plugin-src", {}), tmp_path / "plugin", env=yaml_env())
-        plugin.configure(api.url, TOKEN)
-        via_plugin = run_through(PluginRunner(api, plugin), steps)
+
+    def through_dynamic() -> list[Observed]:
+        with sandbox() as api:
+            dynamic = Project.program(tmp_path / "dynamic")
+            dynamic.configure(api.url, TOKEN)
+            return run_through(DynamicRunner(api, dynamic), steps)
+
+    def through_plugin() -> list[Observed]:
+        with sandbox() as api:
+            plugin = Project(write_program(tmp_path / "plugin-src", {}), tmp_path / "plugin", env=yaml_env())
+            plugin.configure(api.url, TOKEN)
+            return run_through(PluginRunner(api, plugin), steps)
+
+    # Side by side: each has its own sandbox, project and backend, and most of a CLI run is waiting.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        dynamic_run, plugin_run = pool.submit(through_dynamic), pool.submit(through_plugin)
+        via_dynamic, via_plugin = dynamic_run.result(), plugin_run.result()
 
     for number, (step, core_saw, dynamic_saw, plugin_saw) in enumerate(
         zip(steps, via_core, via_dynamic, via_plugin, strict=True), start=1
