@@ -110,10 +110,15 @@ mutation: setup
 	$(BIN)/python tools/mutation_host_pass.py
 
 # -- the root stack against the sandbox ----------------------------------------------------------
+# A port already served is reported and left alone: `make up` after `make sandbox`, or the other way round, is normal.
+SANDBOX_LISTENING = (exec 3<>/dev/tcp/127.0.0.1/$(SANDBOX_PORT)) 2>/dev/null
+
 sandbox-start: setup
 	@mkdir -p $(SANDBOX_DIR)
 	@if [ -f $(SANDBOX_DIR)/sandbox.pid ] && kill -0 $$(cat $(SANDBOX_DIR)/sandbox.pid) 2>/dev/null; then \
 	  echo "sandbox already running (pid $$(cat $(SANDBOX_DIR)/sandbox.pid))"; \
+	elif $(SANDBOX_LISTENING); then \
+	  echo "something already listens on http://127.0.0.1:$(SANDBOX_PORT) (a sandbox from \`make sandbox\`?): using it"; \
 	else \
 	  nohup $(BIN)/oppie-sandbox --port $(SANDBOX_PORT) --token $(SANDBOX_TOKEN) --db $(SANDBOX_DIR)/agents.db \
 	    > $(SANDBOX_DIR)/sandbox.log 2>&1 & echo $$! > $(SANDBOX_DIR)/sandbox.pid; \
@@ -126,6 +131,12 @@ sandbox-stop:
 	@if [ -f $(SANDBOX_DIR)/sandbox.pid ]; then kill $$(cat $(SANDBOX_DIR)/sandbox.pid) 2>/dev/null || true; rm -f $(SANDBOX_DIR)/sandbox.pid; echo "sandbox stopped"; fi
 
 sandbox: setup
+	@if $(SANDBOX_LISTENING); then \
+	  echo "a sandbox (or another server) already listens on http://127.0.0.1:$(SANDBOX_PORT): use it."; \
+	  echo "  \`make up\` and \`make sandbox-start\` start one in the background; \`make sandbox-stop\` stops that one."; \
+	  echo "  Or serve another port: make sandbox SANDBOX_PORT=8788"; \
+	  exit 1; \
+	fi
 	$(BIN)/oppie-sandbox --port $(SANDBOX_PORT) --token $(SANDBOX_TOKEN)
 
 stack-select: setup

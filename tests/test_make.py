@@ -68,8 +68,8 @@ class Make:
         self.env["PULUMI_HOME"] = str(tmp / "home")
         self.url = f"http://127.0.0.1:{self.port}"
 
-    def __call__(self, target: str) -> subprocess.CompletedProcess[str]:
-        """Run ``make <target>``; fails the test unless it exits 0."""
+    def __call__(self, target: str, *, status: int = 0) -> subprocess.CompletedProcess[str]:
+        """Run ``make <target>``; fails the test unless it exits ``status``."""
         result = subprocess.run(
             # --old-file: `up` and the others depend on `setup`, which would reinstall the shared .venv if
             # pyproject.toml were newer than it; the virtualenv is not this test's to rebuild.
@@ -81,7 +81,7 @@ class Make:
             timeout=300,
             check=False,
         )
-        assert result.returncode == 0, (
+        assert result.returncode == status, (
             f"`make {target}` exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
         )
         return result
@@ -152,3 +152,14 @@ def test_make_up_preview_refresh_down_deploy_rest_and_remove_the_root_stack(make
     # The sandbox is gone with `make down`: a new one on its database shows what is left.
     with serve(SandboxConfig(token=SANDBOX_TOKEN, db_path=str(make.sandbox_dir / "agents.db"))) as restarted:
         assert restarted.agents() == [], "make down must leave no agent"
+
+
+def test_make_sandbox_beside_a_running_sandbox_says_one_is_there_and_how_to_stop_it(make: Make) -> None:
+    make("sandbox-start")
+    again = make("sandbox-start")
+    assert "sandbox already running" in again.stdout
+    foreground = make("sandbox", status=2)
+    assert f"already listens on {make.url}" in foreground.stdout
+    assert "make sandbox-stop" in foreground.stdout
+    assert "Address already in use" not in foreground.stdout + foreground.stderr
+    make.agents()  # the running one is left alone

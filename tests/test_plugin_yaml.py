@@ -10,6 +10,7 @@ the sandbox fixture. What is pinned: preview with unknowns, up, a no-change up, 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,7 +24,7 @@ from oppie_pulumi.provider import PHONE_AGENT
 from oppie_pulumi.sandbox import SandboxServer
 
 from .realcli import EXAMPLES, ROOT, VENV, Project, pulumi_bin, summary
-from .support import TOKEN
+from .support import TOKEN, closed_port_url
 
 pytestmark = pytest.mark.realcli
 
@@ -47,8 +48,8 @@ def yaml_host_bin() -> Path:
 
 
 def yaml_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """PATH with the YAML host beside our CLI (the CLI finds language hosts on PATH)."""
-    path = os.pathsep.join([str(yaml_host_bin()), str(pulumi_bin()), str(VENV / "bin"), os.environ.get("PATH", "")])
+    """PATH with our CLI first: install.sh puts the YAML host beside it, where the CLI looks without a warning."""
+    path = os.pathsep.join([str(pulumi_bin()), str(yaml_host_bin()), str(VENV / "bin"), os.environ.get("PATH", "")])
     return {"PATH": path, **(extra or {})}
 
 
@@ -94,6 +95,8 @@ def test_yaml_program_previews_deploys_drifts_replaces_and_destroys(sandbox: San
     assert "[0]: " in preview.stdout and "[1]: [unknown]" in preview.stdout, preview.stdout
     assert "supportNumber: [unknown]" in preview.stdout
     assert sandbox.writes() == [], "a preview must not write to the API"
+    # The host is found beside the CLI, as in Pulumi's releases: no "using pulumi-language-yaml from $PATH".
+    assert "from $PATH" not in preview.stdout + preview.stderr
 
     project.up()
     assert [method for method, _, _ in writes(sandbox)] == ["POST", "POST"]
@@ -290,3 +293,30 @@ def test_replace_on_changes_makes_any_property_a_replacement(sandbox: SandboxSer
     preview = project.run("preview", "--diff")
     assert "+-oppie:index:PhoneAgent: (replace)" in preview.stdout, preview.stdout
     assert '~ firstMessage: "Hello" => "Welcome"' in preview.stdout
+
+
+def test_a_base_url_where_nothing_listens_fails_within_a_second_saying_to_check_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Regression (issue "A new user's first hour", 4): a wrong port spent up to 7.75 s in retries, and the error
+    did not say to check oppie:baseUrl."""
+    closed = closed_port_url()
+    resources = {"support": {"type": PHONE_AGENT, "properties": {"name": "Support"}}}
+    project = yaml_project(tmp_path, sandbox, source=write_program(tmp_path / "src", resources))
+    project.config_set("oppie:baseUrl", closed)
+    failed = project.up(expect=None)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    assert (
+        f"error: create phone agent 'Support' failed: POST /phone failed (ConnectError): could not connect to "
+        f"{closed} (connection refused): is the API running there? Check oppie:baseUrl / OPPIE_BASE_URL. The "
+        "request never reached the API, so nothing was changed"
+    ) in output, output
+    # The waits still show beside the resource, each naming why; together they stay within about a second.
+    listed = re.findall(
+        r"^ +create phone agent 'Support': .*\(connection refused\); retry \d in ([0-9.]+) s$", output, re.M
+    )
+    waits = [float(seconds) for seconds in listed]  # as Diagnostics lists them (the progress lines show them too)
+    assert len(waits) == 5, output
+    assert sum(waits) <= 1.0 + 0.05 * len(waits), output  # each shown rounded to 0.1 s
+    assert "Traceback" not in output and TOKEN not in output

@@ -560,3 +560,15 @@ def test_cli_prints_its_url_and_serves_until_terminated(tmp_path: Path) -> None:
             _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0, stderr
     assert db.exists()
+
+
+def test_the_sandbox_command_on_a_port_in_use_says_a_sandbox_may_already_run_there(
+    sandbox: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from oppie_pulumi.sandbox.__main__ import main
+
+    port = sandbox.url.rsplit(":", 1)[1]
+    assert main(["--port", port, "--db", ":memory:"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "most likely a sandbox" in err and "make sandbox-stop" in err

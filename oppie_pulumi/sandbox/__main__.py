@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
@@ -95,6 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             server = serve(config, args.host, args.port)
         except OSError as exc:
             print(f"oppie sandbox: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            if exc.errno == errno.EADDRINUSE:
+                # The usual cause: `make up` or `make sandbox-start` left one running in the background.
+                print(
+                    "  something already listens there, most likely a sandbox (`make up` and `make sandbox-start`"
+                    " start one in the background; `make sandbox-stop` stops that one): use it, or pass another"
+                    " --port",
+                    file=sys.stderr,
+                )
             return 1
         with server:
             db = config.db_path if config.db_path == ":memory:" else str(Path(config.db_path).resolve())

@@ -29,5 +29,21 @@ build() {
 
 # shellcheck source=../find-or-build.sh
 source "$here/../find-or-build.sh"
-find_or_build pulumi-language-yaml "$root/.tools/pulumi-yaml-$version/bin" "YAML language host $version" \
-  "Install the Pulumi CLI (its release ships the YAML host) or Go 1.26+, then run this again." build "${1:-}"
+folder="$(find_or_build pulumi-language-yaml "$root/.tools/pulumi-yaml-$version/bin" "YAML language host $version" \
+  "Install the Pulumi CLI (its release ships the YAML host) or Go 1.26+, then run this again." build "${1:-}")"
+
+# Beside the pinned CLI too (linked), where Pulumi's releases put their language hosts: the CLI looks there first, and
+# warns "using pulumi-language-yaml from $PATH" (two to four times a command) when it finds the host on PATH
+# only. A CLI of the user's own is left alone (its release ships the host).
+cli_version="$(awk '$1 == "github.com/pulumi/pulumi/pkg/v3" { print $2 }' "$root/tools/pulumi/go.mod")"
+cli="$root/.tools/pulumi-$cli_version/bin"
+if [[ -d "$cli" && "$folder" == "$root/.tools/pulumi-yaml-$version/bin" ]]; then
+  # A hard link (a copy across filesystems), not a symlink: the CLI resolves symlinks on the PATH it searched
+  # but not beside itself, so through a symlinked folder a symlink would still look "from $PATH".
+  if ! cmp -s "$folder/pulumi-language-yaml" "$cli/pulumi-language-yaml"; then
+    rm -f "$cli/pulumi-language-yaml"
+    ln "$folder/pulumi-language-yaml" "$cli/pulumi-language-yaml" 2>/dev/null ||
+      cp "$folder/pulumi-language-yaml" "$cli/pulumi-language-yaml"
+  fi
+fi
+echo "$folder"
