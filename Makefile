@@ -19,7 +19,7 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 WITH_PULUMI = set -e; cli_dir="$$(tools/pulumi/install.sh)"; export PATH="$$cli_dir:$$PATH";
 
 .PHONY: setup test lint up down preview refresh drift sandbox sandbox-start sandbox-stop stack-select bench bench-drift \
-	examples reliability mutation cli cli-yaml plugin sdk typescript clean
+	examples reliability mutation cli cli-yaml plugin sdk typescript dist clean
 
 # The test machinery is a distribution of its own (tests/harness: oppie-pulumi-testing), never in the wheel.
 $(BIN)/.installed: pyproject.toml tests/harness/pyproject.toml
@@ -57,6 +57,16 @@ cli-yaml:
 # The provider plugin as a tarball for `pulumi plugin install resource oppie <version> --file ...`.
 plugin: setup
 	plugin/package.sh
+
+# The release artefacts, into $(DIST): the oppie-pulumi wheel and sdist, the plugin tarball, the SDKs (a Python wheel,
+# an npm tarball, a YAML package declaration) and the schema (tools/release/dist.sh lists them). The SDKs carry
+# PLUGIN_DOWNLOAD_URL, where the engine downloads the plugin tarball from when a program first uses one: the release
+# page of the version (the README's Installation). One version, oppie_pulumi/_version.py, in all of them.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' oppie_pulumi/_version.py)
+DIST ?= dist
+PLUGIN_DOWNLOAD_URL ?= https://github.com/oppie/oppie-pulumi/releases/download/v$(VERSION)
+dist: setup
+	@$(WITH_PULUMI) tools/release/dist.sh $(DIST) $(PLUGIN_DOWNLOAD_URL)
 
 # The SDKs of the plugin, generated from its schema: sdk/python (pulumi_oppie) and sdk/nodejs (@oppie/pulumi-oppie).
 # The plugin is named by its path: a bare `plugin/...` would be looked up in Pulumi's registry.

@@ -75,10 +75,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from importlib import metadata
@@ -96,6 +94,8 @@ VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 
 sys.path.insert(0, str(HERE))
 import _report  # noqa: E402  (benchmarks/_report.py: the table, the agent and the checks run.py shares)
+from _plugin import Release, plugin_rows  # noqa: E402  (--plugin: the plugin as installed from make dist)
+from _profile import Profiler, print_profile  # noqa: E402  (--profile: py-spy on every Python process of a run)
 from _report import Row, expect, goals_line, median, print_table, progress, pulumi_bin, spec  # noqa: E402
 
 TOKEN = "bench-engine-token-7c2d"
@@ -104,7 +104,9 @@ OURS, FLOOR = "agents", "noop"
 FLOOR_IMPORT = "noop+import"
 # --candidate DIR: ours again, with the oppie_pulumi found in DIR (a change not installed), on the same agents.
 CANDIDATE = "candidate"
-PROGRAM = {OURS: "agents", FLOOR: "noop", FLOOR_IMPORT: "noop", CANDIDATE: "agents"}
+# --plugin: the same agents through the plugin (oppie:index:PhoneAgent) and its Python SDK, from make dist's output.
+PLUGIN = "plugin"
+PROGRAM = {OURS: "agents", FLOOR: "noop", FLOOR_IMPORT: "noop", CANDIDATE: "agents", PLUGIN: "plugin"}
 CANDIDATE_PATH: list[Path] = []
 NOOP_TYPE = "pulumi-python:dynamic/bench:NoopAgent"
 API_LIMIT_PER_MINUTE = 100
@@ -163,21 +165,27 @@ class Timed:
 class Stack:
     """A copy of ``benchmarks/programs/<program>`` with a stack of its own (``oppie_pulumi_testing.cli.Project``).
 
-    ``kind``: ours, the floor, or the floor that imports oppie_pulumi (``--attribute``).
+    ``kind``: ours, the floor, the floor that imports oppie_pulumi (``--attribute``), or the plugin (``--plugin``,
+    which needs ``release``).
     """
 
-    def __init__(self, kind: str, folder: Path, sandbox: SandboxServer) -> None:
+    def __init__(self, kind: str, folder: Path, sandbox: SandboxServer, release: Release | None = None) -> None:
         self.kind = kind
         self.sandbox = sandbox
         project_dir = folder / "project"  # where Project copies the program
         # The floor's provider module is imported by the provider host from the program's folder.
         path = [*(CANDIDATE_PATH if kind == CANDIDATE else ()), project_dir]
+        if kind == PLUGIN:
+            assert release is not None, "the plugin kind needs the release artefacts"
+            path.insert(0, release.site)
         env = {"PYTHONPATH": os.pathsep.join(str(p) for p in path)}
         if kind == FLOOR_IMPORT:
             env["BENCH_NOOP_IMPORT"] = "oppie_pulumi"
         self.project = Project(
             PROGRAMS / PROGRAM[kind], folder, bin_dir=pulumi_bin(), python=VENV_PYTHON, stack="bench", env=env
         )
+        if release is not None and kind == PLUGIN:
+            release.install(self.project)
         self.project.configure(sandbox.url, TOKEN)
         self.size = 0
 
@@ -237,168 +245,6 @@ def check_unchanged(timed: Timed, n: int, what: str) -> None:
     expect(not _CHANGES.search(timed.output), f"{what}: reported changes:\n{timed.output[-2000:]}")
 
 
-# -- profiling (--profile) -----------------------------------------------------------------------------------
-
-
-def _children(root: int) -> dict[int, str]:
-    """``{pid: command line}`` of every live descendant of ``root``."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: dict[int, str] = {}
-    frontier = [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, ppid in parents.items():
-            if ppid == parent and pid not in found:
-                try:
-                    found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                except OSError:
-                    continue
-                frontier.append(pid)
-    return found
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _role(cmdline: str) -> str | None:
-    if "-m pulumi.dynamic" in cmdline:
-        return "provider host"
-    if "pulumi-language-python-exec" in cmdline:
-        return "program"
-    return None
-
-
-class Profiler:
-    """Attaches py-spy to the Python processes of a CLI run and reads their CPU time from /proc."""
-
-    POLL_SECONDS = 0.02
-
-    def __init__(self, folder: Path) -> None:
-        found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-        if not Path(found).exists():
-            raise SystemExit("--profile needs py-spy: `.venv/bin/pip install py-spy`")
-        self.py_spy = found
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.runs = 0
-
-    @contextlib.contextmanager
-    def watch(self, root: int, kind: str, command: str) -> Iterator[list[dict[str, Any]]]:
-        """While the CLI ``root`` runs, follow its Python children; yields their records, complete on exit."""
-        self.runs += 1
-        records: list[dict[str, Any]] = []
-        spies: list[subprocess.Popen[bytes]] = []
-        stop = threading.Event()
-        seen: dict[int, dict[str, Any]] = {}
-
-        def follow() -> None:
-            while not stop.is_set():
-                for pid, cmdline in _children(root).items():
-                    role = _role(cmdline)
-                    if role is None or pid in seen:
-                        continue
-                    raw = self.folder / f"{self.runs:03d}-{kind}-{command}-{role.replace(' ', '-')}-{pid}.txt"
-                    spies.append(
-                        subprocess.Popen(
-                            [
-                                self.py_spy,
-                                "record",
-                                "--pid",
-                                str(pid),
-                                "--rate",
-                                "100",
-                                "--format",
-                                "raw",
-                                "--nonblocking",
-                                "--output",
-                                str(raw),
-                            ],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL,
-                        )
-                    )
-                    seen[pid] = {"pid": pid, "role": role, "kind": kind, "command": command, "raw": str(raw)}
-                    seen[pid]["first_seen"] = time.perf_counter()
-                for pid, record in seen.items():
-                    cpu = _cpu_seconds(pid)
-                    if cpu is not None:
-                        record["cpu_seconds"] = cpu
-                        record["last_seen"] = time.perf_counter()
-                stop.wait(self.POLL_SECONDS)
-
-        thread = threading.Thread(target=follow, name="profiler", daemon=True)
-        thread.start()
-        try:
-            yield records
-        finally:
-            stop.set()
-            thread.join()
-            for spy in spies:
-                try:
-                    spy.wait(timeout=30)  # py-spy stops when its process exits, then writes its file
-                except subprocess.TimeoutExpired:
-                    spy.terminate()
-                    spy.wait()
-            for record in seen.values():
-                record["lifetime_seconds"] = record.pop("last_seen", record["first_seen"]) - record.pop("first_seen")
-                record.update(summarize_stacks(Path(record["raw"])))
-                records.append(record)
-
-
-def _frame_name(frame: str) -> str:
-    """``func (path/to/file.py:12)`` -> ``file.py:func``."""
-    found = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame)
-    if not found:
-        return frame
-    func, path = found.groups()
-    return f"{Path(path).name}:{func}"
-
-
-def summarize_stacks(raw: Path) -> dict[str, Any]:
-    """Where a process's CPU samples went: imports, our code, the top functions by own samples."""
-    if not raw.exists():
-        return {"samples": 0}
-    total = imports = ours = ours_import = 0
-    own: Counter[str] = Counter()
-    ours_inclusive: Counter[str] = Counter()
-    for line in raw.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        if not stack or not count_text.isdigit():
-            continue
-        count = int(count_text)
-        frames = stack.split(";")
-        total += count
-        importing = any("_find_and_load" in frame for frame in frames)
-        imports += count * importing
-        ours_frames = [frame for frame in frames if "oppie_pulumi/" in frame]
-        if ours_frames:
-            ours += count
-            ours_import += count * importing
-            for name in {_frame_name(frame) for frame in ours_frames}:
-                ours_inclusive[name] += count
-        own[_frame_name(frames[-1])] += count
-    return {
-        "samples": total,
-        "import_samples": imports,
-        "oppie_samples": ours,
-        "oppie_import_samples": ours_import,
-        "top_own": own.most_common(8),
-        "top_oppie_inclusive": ours_inclusive.most_common(8),
-    }
-
-
 # -- results -------------------------------------------------------------------------------------------------
 
 
@@ -436,6 +282,7 @@ class SizeResult:
     populate_seconds: dict[str, float]
     state: dict[str, Any]
     profile: list[dict[str, Any]] = field(default_factory=list)
+    plugin_api: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # command -> the plugin's API stats
 
     def median(self, command: str, kind: str) -> float:
         return median(self.seconds[command][kind])
@@ -453,20 +300,22 @@ class SizeResult:
         return [stats["requests"] for stats in self.api[command]]
 
 
-def bench_size(
-    n: int, reps: int, sandbox: SandboxServer, folder: Path, profiler: Profiler | None, kinds: Sequence[str]
-) -> SizeResult:
-    stacks = {kind: Stack(kind, folder / f"{kind}-{n}", sandbox) for kind in kinds}
-    populate: dict[str, float] = {}
-    # Populate with both limits off (500 creates at 100/minute would take 5 minutes), then put them back.
-    sandbox.state.rate_limiter.limit = None
+def populate(stacks: dict[str, Stack], n: int) -> dict[str, float]:
+    """Make each stack's ``n`` agents, limits off (500 creates at 100/minute take 5 minutes), then put them back.
+
+    Ours and the plugin each have a sandbox (an organisation) of their own; the floor makes no API call.
+    """
+    sandboxes = list({id(stack.sandbox): stack.sandbox for stack in stacks.values()}.values())
+    seconds: dict[str, float] = {}
+    for sandbox in sandboxes:
+        sandbox.state.rate_limiter.limit = None
     for kind, stack in stacks.items():
         stack.declare(n)
         if kind == CANDIDATE:
             continue
         progress(f"{n} agents: populating {kind}")
         stack.set_config("oppie:maxRequestsPerMinute", "0")
-        populate[kind] = stack.run("up", "--yes", "--skip-preview").seconds
+        seconds[kind] = stack.run("up", "--yes", "--skip-preview").seconds
         stack.set_config("oppie:maxRequestsPerMinute", None)
     if CANDIDATE in stacks:
         # The candidate manages ours' agents: ours' state and config (the config file holds the salt that the
@@ -477,17 +326,30 @@ def bench_size(
         exported = ours.dir.parent / "exported.json"
         ours.run("stack", "export", "--file", str(exported))
         candidate.run("stack", "import", "--file", str(exported))
-    expect(len(sandbox.agents()) == n, f"populating made {len(sandbox.agents())} agents, not {n}")
-    sandbox.state.rate_limiter.reset()
-    sandbox.state.rate_limiter.limit = API_LIMIT_PER_MINUTE
+    for sandbox in sandboxes:
+        expect(len(sandbox.agents()) == n, f"populating made {len(sandbox.agents())} agents, not {n}")
+        sandbox.state.rate_limiter.reset()
+        sandbox.state.rate_limiter.limit = API_LIMIT_PER_MINUTE
     for kind, stack in stacks.items():
         # The engine keeps the config in the state: this up stores the config the timed runs use.
         stack.run("up", "--yes", "--skip-preview")
         check_unchanged(stack.run("preview"), n, f"{kind} warm-up preview")
+    return seconds
 
-    seconds: dict[str, dict[str, list[float]]] = {cmd: {kind: [] for kind in kinds} for cmd in COMMANDS}
-    api: dict[str, list[dict[str, Any]]] = {cmd: [] for cmd in COMMANDS}
-    writes: dict[str, list[int]] = {cmd: [] for cmd in COMMANDS}
+
+def bench_size(
+    n: int,
+    reps: int,
+    sandboxes: dict[str, SandboxServer],
+    folder: Path,
+    profiler: Profiler | None,
+    release: Release | None = None,
+) -> SizeResult:
+    """Populate a stack of ``n`` agents per kind (``sandboxes``' keys), then time each command ``reps`` times."""
+    kinds = list(sandboxes)
+    stacks = {kind: Stack(kind, folder / f"{kind}-{n}", sandboxes[kind], release) for kind in kinds}
+    populated = populate(stacks, n)
+    result = SizeResult(n, reps, {cmd: {kind: [] for kind in kinds} for cmd in COMMANDS}, {}, {}, populated, {})
     for rep in range(reps):
         # Each kind first in turn: ours-floor, floor-ours, ... (with --attribute, a rotation of three).
         order = [*kinds[rep % len(kinds) :], *kinds[: rep % len(kinds)]]
@@ -495,15 +357,16 @@ def bench_size(
             for kind in order:
                 timed = stacks[kind].run(*args)
                 check_unchanged(timed, n, f"{kind} {' '.join(args)}")
-                seconds[name][kind].append(timed.seconds)
+                result.seconds[name][kind].append(timed.seconds)
                 if kind == OURS:
-                    api[name].append(timed.api)
-                    writes[name].append(timed.writes)
-            timings = ", ".join(f"{kind} {seconds[name][kind][-1]:.2f} s" for kind in kinds)
+                    result.api.setdefault(name, []).append(timed.api)
+                    result.writes.setdefault(name, []).append(timed.writes)
+                elif kind == PLUGIN:
+                    result.plugin_api.setdefault(name, []).append(timed.api)
+            timings = ", ".join(f"{kind} {result.seconds[name][kind][-1]:.2f} s" for kind in kinds)
             progress(f"{n} agents, rep {rep + 1}/{reps}: {name}: {timings}")
 
-    state = state_bytes(stacks[OURS].export(), stacks[FLOOR].export(), n)
-    profile: list[dict[str, Any]] = []
+    result.state = state_bytes(stacks[OURS].export(), stacks[FLOOR].export(), n)
     if profiler is not None:
         for name, args in COMMANDS.items():
             for kind in kinds:
@@ -511,10 +374,11 @@ def bench_size(
                 timed = stacks[kind].run(*args, profiler=profiler)
                 for record in timed.processes:
                     record.update(n=n, figure=name, wall_seconds=timed.seconds)
-                profile += timed.processes
-    expect(len(sandbox.agents()) == n, "the no-change commands changed the agents")
-    sandbox.reset()  # the next size starts from an empty organisation
-    return SizeResult(n, reps, seconds, api, writes, populate, state, profile)
+                result.profile += timed.processes
+    for sandbox in {id(s): s for s in sandboxes.values()}.values():
+        expect(len(sandbox.agents()) == n, "the no-change commands changed the agents")
+        sandbox.reset()  # the next size starts from an empty organisation
+    return result
 
 
 def state_bytes(ours: dict[str, Any], floor: dict[str, Any], n: int) -> dict[str, Any]:
@@ -776,28 +640,7 @@ def scaling_table(results: Sequence[SizeResult]) -> tuple[tuple[str, ...], list[
     return header, lines
 
 
-def print_profile(records: Sequence[dict[str, Any]]) -> None:
-    print("\nprofile (one extra run per command, py-spy at 100 Hz, CPU samples only; CPU seconds from /proc):")
-    for record in sorted(records, key=lambda r: (r["n"], r["figure"], r["role"], r["kind"])):
-        samples = record.get("samples", 0) or 1
-        print(
-            f"- {record['n']} agents, {record['figure']}, {record['role']} of {record['kind']}: "
-            f"{record.get('cpu_seconds', 0):.2f} s CPU over {record['lifetime_seconds']:.2f} s "
-            f"(command {record['wall_seconds']:.2f} s); samples {record.get('samples', 0)}: "
-            f"imports {100 * record.get('import_samples', 0) / samples:.0f} %, in oppie_pulumi "
-            f"{100 * record.get('oppie_samples', 0) / samples:.0f} % "
-            f"(of which importing {100 * record.get('oppie_import_samples', 0) / samples:.0f} %)"
-        )
-        top = ", ".join(f"{name} {100 * count / samples:.0f} %" for name, count in record.get("top_own", [])[:5])
-        print(f"    own: {top}")
-        if record["kind"] == OURS and record.get("top_oppie_inclusive"):
-            ours = ", ".join(
-                f"{name} {100 * count / samples:.0f} %" for name, count in record["top_oppie_inclusive"][:5]
-            )
-            print(f"    oppie_pulumi, inclusive: {ours}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", action="store_true", help="5 agents, 1 repetition, time-scaled limit (CI)")
@@ -817,20 +660,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="DIR",
         help="also time ours with the oppie_pulumi package found in DIR (a change not installed), interleaved",
     )
+    parser.add_argument(
+        "--plugin",
+        action="store_true",
+        help="also time the plugin (oppie:index:PhoneAgent through its Python SDK), installed from --dist",
+    )
+    parser.add_argument("--dist", metavar="DIR", default=str(ROOT / "dist"), help="make dist's output (--plugin)")
     args = parser.parse_args(argv)
-    sizes = SMOKE if args.smoke else FULL if args.full else DEFAULT
-    mode_name = "smoke" if args.smoke else "full" if args.full else "default"
-    agents = tuple(int(x) for x in args.sizes.split(",")) if args.sizes else sizes.agents
-    reps = {n: args.reps or sizes.reps.get(n, 3) for n in agents}
+    if args.candidate:
+        found = Path(args.candidate).resolve()
+        if not (found / "oppie_pulumi" / "__init__.py").exists():
+            parser.error(f"--candidate {args.candidate}: no oppie_pulumi package there")
+        CANDIDATE_PATH[:] = [found]
+    return args
 
-    try:
-        bin_dir = pulumi_bin()
-    except RuntimeError as exc:
-        print(f"benchmarks/engine.py needs the Pulumi CLI: {exc}", file=sys.stderr)
-        return 2
-    host = machine(bin_dir)
-    command = " ".join(["python", "benchmarks/engine.py", *(argv if argv is not None else sys.argv[1:])])
-    print(f"oppie-pulumi engine benchmarks ({mode_name}): {command}")
+
+def print_header(host: dict[str, Any], command: str, mode: str, reps: dict[int, int], args: argparse.Namespace) -> None:
+    print(f"oppie-pulumi engine benchmarks ({mode}): {command}")
     print(
         f"machine: {host['nproc']} CPUs ({host['cpu']}), load {host['load_average_at_start']}, Python "
         f"{host['python']}, {host['pulumi_cli']} (SDK {host['pulumi_sdk']}); CLI default --parallel "
@@ -838,28 +684,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         f"ours: benchmarks/programs/{OURS}; floor: benchmarks/programs/{FLOOR} (no-op dynamic provider), "
-        f"interleaved, order alternating; medians of {', '.join(f'{reps[n]} at {n}' for n in agents)} runs"
+        f"interleaved, order alternating; medians of {', '.join(f'{r} at {n}' for n, r in reps.items())} runs"
     )
     if args.candidate:
         print(f"candidate: ours with oppie_pulumi from {args.candidate} (--candidate), on ours' agents")
+    if args.plugin:
+        print(
+            f"plugin: benchmarks/programs/{PROGRAM[PLUGIN]} (pulumi_oppie), the plugin and the SDK installed from "
+            f"{args.dist}, with a sandbox of its own"
+        )
     sys.stdout.flush()
 
+
+def run_sizes(agents: Sequence[int], reps: dict[int, int], args: argparse.Namespace, tmp: Path) -> list[SizeResult]:
+    """Every stack size, each kind against its sandbox: ours, the floor and the extras the flags ask for."""
     profiler = Profiler(Path(args.profile).resolve()) if args.profile else None
-    kinds = [OURS, FLOOR, *([FLOOR_IMPORT] if args.attribute else []), *([CANDIDATE] if args.candidate else [])]
-    if args.candidate:
-        found = Path(args.candidate).resolve()
-        if not (found / "oppie_pulumi" / "__init__.py").exists():
-            parser.error(f"--candidate {args.candidate}: no oppie_pulumi package there")
-        CANDIDATE_PATH[:] = [found]
+    release = Release.from_dist(Path(args.dist).resolve(), tmp) if args.plugin else None
+    config = SandboxConfig(token=TOKEN, db_path=":memory:", rate_limit_per_minute=None)
+    with serve(config) as sandbox, serve(config) if args.plugin else contextlib.nullcontext(None) as own:
+        sandboxes = {OURS: sandbox, FLOOR: sandbox}
+        sandboxes |= {FLOOR_IMPORT: sandbox} if args.attribute else {}
+        sandboxes |= {CANDIDATE: sandbox} if args.candidate else {}
+        sandboxes |= {PLUGIN: own} if own is not None else {}
+        return [bench_size(n, reps[n], sandboxes, tmp, profiler, release) for n in agents]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse(argv)
+    sizes = SMOKE if args.smoke else FULL if args.full else DEFAULT
+    mode_name = "smoke" if args.smoke else "full" if args.full else "default"
+    agents = tuple(int(x) for x in args.sizes.split(",")) if args.sizes else sizes.agents
+    reps = {n: args.reps or sizes.reps.get(n, 3) for n in agents}
+    try:
+        bin_dir = pulumi_bin()
+    except RuntimeError as exc:
+        print(f"benchmarks/engine.py needs the Pulumi CLI: {exc}", file=sys.stderr)
+        return 2
+    host = machine(bin_dir)
+    command = " ".join(["python", "benchmarks/engine.py", *(argv if argv is not None else sys.argv[1:])])
+    print_header(host, command, mode_name, reps, args)
+
     started = time.perf_counter()
-    results: list[SizeResult] = []
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="oppie-engine-bench-") as tmp:
-        with serve(SandboxConfig(token=TOKEN, db_path=":memory:", rate_limit_per_minute=None)) as sandbox:
-            for n in agents:
-                results.append(bench_size(n, reps[n], sandbox, Path(tmp), profiler, kinds))
+        results = run_sizes(agents, reps, args, Path(tmp))
         headline = next((r for r in results if r.n == HEADLINE), results[-1])
         rows += size_rows(headline)
+        if args.plugin:
+            by_size = {r.n: r for r in results}
+            rows += plugin_rows(
+                agents,
+                lambda n, cmd, kind: by_size[n].median(cmd, kind),
+                lambda n, cmd: max(stats["requests"] for stats in by_size[n].plugin_api[cmd]),
+                (PLUGIN, OURS, FLOOR),
+            )
         if sizes.rate_creates and not args.no_rate:
             rows += bench_rate(sizes, Path(tmp))
 
@@ -871,39 +749,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_table(*scaling_table(results))
     profile = [record for result in results for record in result.profile]
     if profile:
-        print_profile(profile)
+        print_profile(profile, OURS)
     total = time.perf_counter() - started
     print(f"\n{goals_line(rows, total)}")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "command": command,
-                    "mode": mode_name,
-                    "machine": host,
-                    "sizes": asdict(sizes) | {"agents": agents, "reps": reps},
-                    "seconds": total,
-                    "rows": [asdict(row) for row in rows],
-                    "scaling": [
-                        {
-                            "n": r.n,
-                            "reps": r.reps,
-                            "seconds": r.seconds,
-                            "api": r.api,
-                            "writes": r.writes,
-                            "populate_seconds": r.populate_seconds,
-                            "state": r.state,
-                        }
-                        for r in results
-                    ],
-                    "profile": profile,
-                },
-                indent=2,
-                default=str,
-            )
-            + "\n"
-        )
+        write_json(Path(args.json), command, mode_name, host, sizes, agents, reps, total, rows, results, profile)
     return 0
+
+
+def write_json(
+    path: Path,
+    command: str,
+    mode: str,
+    host: dict[str, Any],
+    sizes: Sizes,
+    agents: Sequence[int],
+    reps: dict[int, int],
+    total: float,
+    rows: Sequence[Row],
+    results: Sequence[SizeResult],
+    profile: Sequence[dict[str, Any]],
+) -> None:
+    """Every figure behind the table, for ``--json PATH``."""
+    scaling = [
+        {
+            "n": r.n,
+            "reps": r.reps,
+            "seconds": r.seconds,
+            "api": r.api,
+            "plugin_api": r.plugin_api,
+            "writes": r.writes,
+            "populate_seconds": r.populate_seconds,
+            "state": r.state,
+        }
+        for r in results
+    ]
+    document = {
+        "command": command,
+        "mode": mode,
+        "machine": host,
+        "sizes": asdict(sizes) | {"agents": agents, "reps": reps},
+        "seconds": total,
+        "rows": [asdict(row) for row in rows],
+        "scaling": scaling,
+        "profile": profile,
+    }
+    path.write_text(json.dumps(document, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

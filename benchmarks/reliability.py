@@ -55,7 +55,14 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("5xx bursts", {"error_rate": 0.3, "seed": 7}, describe="30% of requests answer 503, unapplied"),
+    Scenario(
+        "5xx bursts",
+        {"error_rate": 0.3, "seed": 7},
+        # Six 503s in a row for one request (0.3^6, 0.07%) used up the default 5 retries once in a run of some 300
+        # requests when the creates' baselines shifted the seeded draws (issue 21): a budget for the fault rate.
+        config={"maxRetries": "8"},
+        describe="30% of requests answer 503, unapplied",
+    ),
     Scenario(
         "429 storm",
         {"rate_limit_next": 80, "retry_after_s": 0.05},

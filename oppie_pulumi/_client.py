@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ import httpx
 
 from ._answers import api_error, malformed, not_the_api, why_retried
 from ._config import Settings
+from ._enginewatch import before_write
 from ._exceptions import (
     ApiError,
     ConfigError,
@@ -34,6 +36,7 @@ from ._exceptions import (
     TransportError,
     redact,
 )
+from ._lists import Agents, SharedLists
 from ._ratelimit import RateLimiter
 from ._version import __version__
 
@@ -42,6 +45,10 @@ __all__ = ["PhoneApiClient", "Wait", "client_for"]
 USER_AGENT = f"oppie-pulumi/{__version__}"
 MAX_BACKOFF_SECONDS = 8.0
 MAX_RETRY_AFTER_SECONDS = 120.0
+# Nothing answers at the base URL (the connection was refused, the host name does not resolve): most often a wrong
+# oppie:baseUrl, now and then an API still starting. The request never left, so retrying is safe, but a long
+# backoff only delays the message that names the setting: the retries of such a call wait this long in all, at most.
+NOTHING_THERE_RETRY_SECONDS = 1.0
 _IDEMPOTENT = frozenset({"GET", "PATCH", "DELETE"})
 
 
@@ -59,13 +66,6 @@ class Wait:
     operation: str
     reason: str
     attempt: int = 0
-
-
-@dataclass
-class _Snapshot:
-    generation: int
-    fetched_at: float
-    agents: list[dict[str, Any]]
 
 
 class PhoneApiClient:
@@ -105,10 +105,7 @@ class PhoneApiClient:
             settings.max_requests_per_minute, sleep=sleep, window=settings.rate_limit_window_seconds
         )
         self._random = random.Random()
-        self._lock = threading.Condition()
-        self._generation = 0
-        self._snapshot: _Snapshot | None = None
-        self._listing: int | None = None  # generation of the list call in flight, if any
+        self._lists = SharedLists()
 
     def close(self) -> None:
         """Close the pooled connections (a process-wide client from ``client_for`` lives as long as its process)."""
@@ -141,41 +138,31 @@ class PhoneApiClient:
         A list taken within ``max_age`` seconds, after the client's last write, is reused, and
         concurrent callers share one call in flight.
         """
-        with self._lock:
-            while True:
-                snap = self._snapshot
-                if snap and snap.generation == self._generation and time.monotonic() - snap.fetched_at <= max_age:
-                    return snap.agents
-                if self._listing is not None and self._listing == self._generation and max_age > 0:
-                    self._lock.wait()
-                    continue
-                generation = self._generation
-                self._listing = generation
-                break
-        try:
-            started = time.monotonic()
-            status, data = self._call("GET", "/phone", operation)
-            if not isinstance(data, list) or not all(
-                isinstance(a, dict) and isinstance(a.get("id"), str) for a in data
-            ):
-                raise malformed(
-                    "GET",
-                    "/phone",
-                    operation,
-                    "a JSON array of agents",
-                    status=status,
-                    body=json.dumps(data),
-                    token=self.settings.api_token,
-                )
-            with self._lock:
-                if generation == self._generation:
-                    self._snapshot = _Snapshot(generation, started, data)
-            return data
-        finally:
-            with self._lock:
-                if self._listing == generation:
-                    self._listing = None
-                self._lock.notify_all()
+
+        return self._lists.fresh(max_age, lambda sent: self._get_agents(operation, sent))
+
+    def list_since(self, moment: float, *, operation: str) -> Agents:
+        """The agents as a list whose request went out at or after ``moment`` (``time.monotonic()``) shows them.
+
+        A create's baseline (``agents.reconcile``): every agent that existed when the create began is in it. One
+        already taken, or in flight and not sent before ``moment`` (still waiting for the rate limit, say), is
+        shared, whatever this client wrote meanwhile; so creates that begin together share one list.
+        """
+        return self._lists.since(moment, lambda sent: self._get_agents(operation, sent))
+
+    def _get_agents(self, operation: str, on_send: Callable[[], None]) -> Agents:
+        status, data = self._call("GET", "/phone", operation, on_send=on_send)
+        if not isinstance(data, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in data):
+            raise malformed(
+                "GET",
+                "/phone",
+                operation,
+                "a JSON array of agents",
+                status=status,
+                body=json.dumps(data),
+                token=self.settings.api_token,
+            )
+        return data
 
     def find(self, agent_id: str, *, operation: str, max_age: float = 0.0) -> dict[str, Any] | None:
         """The agent with ``agent_id``, or ``None``: the API has no ``GET /phone/{id}``, so list and pick."""
@@ -202,12 +189,13 @@ class PhoneApiClient:
     # -- machinery ---------------------------------------------------------------------------------
 
     def _invalidate(self) -> None:
-        with self._lock:
-            self._generation += 1
-            self._snapshot = None
+        self._lists.written()
 
-    def _call(self, method: str, path: str, operation: str, json: Any = None) -> tuple[int, Any]:
+    def _call(
+        self, method: str, path: str, operation: str, json: Any = None, on_send: Callable[[], None] | None = None
+    ) -> tuple[int, Any]:
         """One API call with retries; returns the status and the decoded JSON body (``None`` if empty).
+        ``on_send`` is told just before each attempt goes out (after any wait for the rate limit).
 
         No error raised from here carries an httpx object (a request holds the token in its headers), nor
         has one as its cause or context: each is built from what it needs, and raised outside any handler.
@@ -215,16 +203,15 @@ class PhoneApiClient:
         token = self.settings.require_token()
         headers = {"Authorization": f"Bearer {token}"}
         attempt = 0
+        nothing_there_left = NOTHING_THERE_RETRY_SECONDS
         announce = None if self._on_wait is None else _RateWaitAnnouncer(self._on_wait, operation, self.settings)
         while True:
-            slot = self._limiter.acquire(announce)
-            outcome = self._attempt(method, path, operation, json, headers, token)
-            if isinstance(outcome, tuple) and outcome[0] == 429:
-                self._limiter.release(slot)
-            else:
-                self._limiter.settle(slot)
+            outcome = self._send_once(method, path, operation, json, (headers, token), announce, on_send)
             error: TransportError | ApiError
-            if isinstance(outcome, TransportError):
+            nothing_there: _NothingThere | None = None
+            if isinstance(outcome, _NothingThere):
+                nothing_there, error, retryable = outcome, outcome.error, True
+            elif isinstance(outcome, TransportError):
                 error = outcome
                 # Not sent at all: a connection refused may work next time; a request HTTP cannot carry never.
                 retryable = (method in _IDEMPOTENT or not error.may_have_reached_api) and not isinstance(
@@ -251,13 +238,41 @@ class PhoneApiClient:
             budget = self.settings.max_retries * (4 if isinstance(error, RateLimited) else 1)
             if not retryable or attempt >= budget:
                 raise error
-            retry_after = error.retry_after if isinstance(error, ApiError) else None
-            self._wait("retry", self._backoff(attempt, retry_after), operation, why_retried(error), attempt + 1)
+            if nothing_there is not None:
+                seconds = self._random.uniform(0, min(nothing_there_left, 0.05 * 2**attempt))
+                nothing_there_left -= seconds
+                self._wait("retry", seconds, operation, nothing_there.reason, attempt + 1)
+            else:
+                retry_after = error.retry_after if isinstance(error, ApiError) else None
+                self._wait("retry", self._backoff(attempt, retry_after), operation, why_retried(error), attempt + 1)
             attempt += 1
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        body: Any,
+        auth: tuple[dict[str, str], str],
+        announce: _RateWaitAnnouncer | None,
+        on_send: Callable[[], None] | None,
+    ) -> tuple[int, httpx.Response] | TransportError | _NothingThere:
+        """One attempt, within the rate limit: a 429 gives its place back (the API did not count it)."""
+        slot = self._limiter.acquire(announce)
+        if method != "GET":
+            before_write()  # the engine that asked for it is still there (a killed `pulumi up`: exits)
+        if on_send is not None:
+            on_send()
+        outcome = self._attempt(method, path, operation, body, *auth)
+        if isinstance(outcome, tuple) and outcome[0] == 429:
+            self._limiter.release(slot)
+        else:
+            self._limiter.settle(slot)
+        return outcome
 
     def _attempt(
         self, method: str, path: str, operation: str, body: Any, headers: dict[str, str], token: str
-    ) -> tuple[int, httpx.Response] | TransportError:
+    ) -> tuple[int, httpx.Response] | TransportError | _NothingThere:
         """Send once: the answer, or the TransportError that says why there is none (never raised here)."""
         unsendable: str | None = None
         try:
@@ -267,21 +282,7 @@ class PhoneApiClient:
             # Authorization header, escaped), so only its kind is kept.
             unsendable = _why_unsendable(exc, headers, path)
         except httpx.TransportError as exc:
-            unsent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
-            kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
-            outcome = ", so nothing was changed" if unsent else ""
-            return TransportError(
-                redact(
-                    f"{operation} failed: {method} {path} {kind} "
-                    f"({type(exc).__name__}: {exc or 'no detail'}) talking to {self.settings.base_url}"
-                    + ("; the request never reached the API" + outcome if unsent else ""),
-                    token,
-                ),
-                operation=operation,
-                method=method,
-                path=path,
-                may_have_reached_api=not unsent,
-            )
+            return _transport_error(exc, method, path, operation, token, self.settings.base_url)
         else:
             return response.status_code, response
         return _Unsendable(
@@ -371,6 +372,62 @@ class _RateWaitAnnouncer:
 
 class _Unsendable(TransportError):
     """The client could not send the request at all; repeating it would fail the same way."""
+
+
+@dataclass(frozen=True)
+class _NothingThere:
+    """Nothing answered at the base URL (connection refused, unknown host): retried only briefly. ``error`` is
+    raised if the call gives up (a plain ``TransportError``); ``reason``, in a few words, is ``Wait.reason``."""
+
+    error: TransportError
+    reason: str
+
+
+def _transport_error(
+    exc: httpx.TransportError, method: str, path: str, operation: str, token: str, base_url: str
+) -> TransportError | _NothingThere:
+    """The error for a request that got no answer, built from what it needs (never holding ``exc``)."""
+    why = _why_nothing_there(exc)
+    unsent = why is not None or isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+    if why is not None:
+        what = (
+            f"failed ({type(exc).__name__}): could not connect to {base_url} ({why[0]}): {why[1]} Check "
+            "oppie:baseUrl / OPPIE_BASE_URL. The request never reached the API, so nothing was changed"
+        )
+    else:
+        kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "failed"
+        what = f"{kind} ({type(exc).__name__}: {exc or 'no detail'}) talking to {base_url}" + (
+            "; the request never reached the API, so nothing was changed" if unsent else ""
+        )
+    error = TransportError(
+        redact(f"{operation} failed: {method} {path} {what}", token),
+        operation=operation,
+        method=method,
+        path=path,
+        may_have_reached_api=not unsent,
+    )
+    return error if why is None else _NothingThere(error, redact(f"could not connect to {base_url} ({why[0]})", token))
+
+
+def _why_nothing_there(exc: httpx.TransportError) -> tuple[str, str] | None:
+    """``(what happened, the question to ask)`` when ``exc`` says nothing answers at the address, else ``None``.
+
+    httpx keeps the operating system's error as the cause of its own (through httpcore's).
+    """
+    if not isinstance(exc, httpx.ConnectError):
+        return None
+    cause: BaseException | None = exc
+    for _ in range(4):  # httpx -> httpcore -> OSError; never a loop
+        if cause is None:
+            return None
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused", "is the API running there?"
+        # EAI_NONAME: the name is known not to exist. EAI_AGAIN (no DNS answer yet, often offline) may pass: it is
+        # retried as usual.
+        if isinstance(cause, socket.gaierror) and cause.errno == socket.EAI_NONAME:
+            return f"its host name does not resolve: {cause.strerror}", "is the host name right?"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _why_unsendable(exc: Exception, headers: dict[str, str], path: str) -> str:

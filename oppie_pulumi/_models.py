@@ -19,8 +19,10 @@ from pydantic import (
     StrictBool,
     StrictStr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "API_NAMES",
@@ -57,6 +59,14 @@ SURROGATE_REASON = (
 )
 LANGUAGE_LIST_REASON = (
     'must be one language code such as "en": the API takes one (a list of one code is the same as the code)'
+)
+# The models a new agent may use, as reasons list them: 'oppie-vox', 'oppie-vox-turbo' or 'oppie-vox-2'.
+_NEW_AGENT_MODELS = ", ".join(repr(m) for m in MODELS[:-1]) + f" or {MODELS[-1]!r}"
+# A pydantic message template: {got} is the value, quoted by _quoted. Lists only what a new agent may use, as the
+# models a declaration also accepts (NEWER_MODELS) would be refused again for a new agent.
+MODEL_REASON = (
+    f"must be one of {_NEW_AGENT_MODELS} ({' and '.join(repr(m) for m in NEWER_MODELS)} is kept only by existing "
+    "agents that already have it), got {got}"
 )
 
 
@@ -148,6 +158,15 @@ class AgentSpec(BaseModel):
             raise ValueError(LANGUAGE_LIST_REASON)
         return value
 
+    @field_validator("model", mode="wrap")
+    @classmethod
+    def _a_known_model(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            return handler(value)
+        except ValidationError:
+            pass
+        raise PydanticCustomError("model_choice", MODEL_REASON, {"got": _quoted(value)})
+
     @field_validator("handoff_phone_number")
     @classmethod
     def _e164(cls, value: str | None) -> str | None:
@@ -202,8 +221,9 @@ def validation_failures(
     model = props.get("model")
     if new_agent and "model" not in skip and "model" not in failures and model in NEWER_MODELS:
         failures["model"] = (
-            f"{model} cannot be chosen for a new agent: POST /phone accepts {', '.join(MODELS)}. An agent that "
-            "already has it can be adopted (adopt_id) and managed"
+            f"{model!r} cannot be chosen for a new agent, nor for the new agent a model change makes: POST /phone "
+            f"accepts only {_NEW_AGENT_MODELS}. An existing agent that already has it can be adopted (adopt_id) and "
+            "managed"
         )
     return list(failures.items())
 

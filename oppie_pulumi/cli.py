@@ -9,6 +9,10 @@ error, such as no token.
 
 ``oppie-pulumi drift`` reviews stacks against the API (``drift``): exit status 0 in sync, 2 findings (as
 ``--fail-on`` counts them), 1 the review could not run.
+
+``oppie-pulumi recover`` puts stacks right after a killed ``pulumi up`` (``drift.recover``), unattended: exit
+status 0 when every interrupted create was settled (or there was none), 1 when one needs a person or a stack could
+not be read or written.
 """
 
 from __future__ import annotations
@@ -129,7 +133,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--force", action="store_true", help="overwrite the file if it exists")
     _add_drift(commands)
+    _add_recover(commands)
     return parser
+
+
+def _add_recover(commands: Any) -> None:
+    recover = commands.add_parser(
+        "recover",
+        help="settle the creates a killed `pulumi up` left pending, before the next `pulumi up`",
+        description=(
+            "For each stack: release the lock a killed command left (pulumi cancel), then for each pending create "
+            "of a phone agent give the resource the one agent of its spec that no given stack holds (the agent "
+            "the killed create made), or drop the create if its POST never landed, and write the state back "
+            "(pulumi stack import). A create with several candidates is left to a person. Then run pulumi up."
+        ),
+        epilog="Pass every stack that holds agents of the organisation: an agent another stack holds is never "
+        "taken. Exit status: 0 settled (or nothing to do), 1 a create needs a person, or a stack could not be read "
+        "or written.",
+    )
+    recover.add_argument(
+        "--stack",
+        dest="stacks",
+        action="append",
+        required=True,
+        metavar="[DIR:]STACK",
+        help="a stack to recover (repeat for several); DIR: its project folder, if not --cwd's",
+    )
+    recover.add_argument("-C", "--cwd", default=".", metavar="DIR", help="the project folder (default: .)")
 
 
 FAIL_ON = ("drift", "replace", "unmanaged")
@@ -181,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args, sys.stdout, sys.stderr)
     if args.command == "drift":
         return _drift(args, sys.stdout, sys.stderr)
+    if args.command == "recover":
+        return _recover(args, sys.stdout, sys.stderr)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse only accepts known commands
 
 
@@ -216,6 +248,34 @@ def _drift(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             _fail(stderr, error, EXIT_API_ERROR, "drift")
         return EXIT_API_ERROR
     return EXIT_FINDINGS if _counted(result, kinds) else EXIT_OK
+
+
+def _recover(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .drift import StackRef
+    from .drift.recover import recover
+
+    refs = [StackRef.parse(text, Path(args.cwd)) for text in args.stacks]
+    outcomes = recover(refs, progress=lambda line: print(f"oppie-pulumi recover: {line}", file=stderr))
+    status = EXIT_OK
+    for outcome in outcomes:
+        for urn, agent_id in sorted(outcome.adopted.items()):
+            print(f"{outcome.stack}: {urn} now holds {agent_id}, the agent its interrupted create made", file=stdout)
+        for urn in sorted(outcome.dropped):
+            print(f"{outcome.stack}: {urn}: its interrupted create made no agent; `pulumi up` creates it", file=stdout)
+        for urn, ids in sorted(outcome.undecided.items()):
+            status = EXIT_API_ERROR
+            _fail(
+                stderr,
+                f"stack {outcome.stack}: {urn}: {len(ids)} agents of its spec are held by no given stack "
+                f"({', '.join(ids)}): keep one (adopt_id, or `pulumi import` with the plugin), delete the others",
+                status,
+                "recover",
+            )
+        if outcome.error:
+            status = _fail(stderr, f"stack {outcome.stack}: {outcome.error}", EXIT_API_ERROR, "recover")
+        elif not (outcome.changed or outcome.undecided):
+            print(f"{outcome.stack}: no interrupted create to settle", file=stdout)
+    return status
 
 
 def _counted(result: Any, kinds: set[str]) -> int:

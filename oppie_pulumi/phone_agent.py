@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import pulumi
@@ -37,8 +38,10 @@ from pulumi.output import Unknown
 from pulumi.runtime.rpc import UNKNOWN
 
 from ._config import Settings
+from ._enginewatch import engine_address, watch
+from ._exceptions import ConfigError
 from ._models import COMPUTED_OUTPUTS, OUTPUT_FIELDS
-from .agents import ADOPT_ID, AgentService, UnknownForm
+from .agents import ADOPT_ID, AgentService, UnknownForm, check_declared
 
 if TYPE_CHECKING:
     # Imported where the API is called (``_client_for_settings``): a program, a preview and a no-change up never
@@ -85,6 +88,7 @@ class PhoneAgentProvider(ResourceProvider):
         """Resolve settings from the stack config, then the environment (see ``_config``)."""
         self._settings = Settings.resolve(req.config.get)
         self._service = None
+        _watch_the_engine()
 
     def _agents(self) -> AgentService:
         service = self._service
@@ -170,6 +174,46 @@ def _warn_if_token_in_plain_text() -> None:
         pulumi.log.warn(PLAINTEXT_TOKEN_WARNING)
 
 
+# What a program does not know yet as it declares an agent: another resource's output, or anything awaited.
+_NOT_KNOWN_IN_PROGRAM = UnknownForm(types=(pulumi.Output, Awaitable))
+
+
+def _judged_in_program(resource_name: str, props: Mapping[str, Any] | None = None) -> None:
+    """Fail the program, as it declares the resource, for what the provider would refuse in any case.
+
+    A ``pulumi.RunError``: the Python language host prints its message alone. Raised otherwise, in the provider
+    host, the same mistake reaches the CLI after "Resource monitor has terminated", and a bad setting as a
+    traceback. The settings are resolved as the provider host resolves them (stack config, then environment);
+    ``props`` are judged by the core's own rules, those not known yet and those that depend on the resource's state
+    left to the provider's check (which every other program, in any language, still goes through).
+    """
+    problem: str | None = None
+    try:
+        Settings.resolve(pulumi.runtime.get_config)
+    except ConfigError as exc:
+        problem = str(exc)  # never quotes the token
+    if problem is not None:  # raised here, not in the handler, so that no error rides along as the context
+        raise pulumi.RunError(problem)
+    failures = [] if props is None else check_declared(props, _NOT_KNOWN_IN_PROGRAM)
+    if len(failures) == 1:
+        raise pulumi.RunError(f"PhoneAgent {resource_name!r}: {failures[0].property}: {failures[0].reason}")
+    if failures:
+        listed = "".join(f"\n  {f.property}: {f.reason}" for f in failures)
+        raise pulumi.RunError(f"PhoneAgent {resource_name!r} has {len(failures)} invalid arguments:{listed}")
+
+
+def _watch_the_engine() -> None:
+    """In Pulumi's dynamic provider host (``python -m pulumi.dynamic <engine-address>``), exit once the engine is
+    gone (``_enginewatch``): a killed ``pulumi up`` leaves the host running, and its creates must not go on alone.
+    Nowhere else: tests and benchmarks call the provider in their own process."""
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) != "pulumi.dynamic.__main__":
+        return
+    address = engine_address(sys.argv[1:])
+    if address is not None:
+        watch(address)
+
+
 class PhoneAgentArgs(TypedDict, total=False):
     """The arguments of ``PhoneAgent`` (``name`` required), e.g. for agents loaded from a file."""
 
@@ -253,6 +297,7 @@ class PhoneAgent(Resource, module="oppie", name="PhoneAgent"):
         }
         if adopt_id is not None:
             props[ADOPT_ID] = adopt_id
+        _judged_in_program(resource_name, props)
         # Outputs present as None so that Pulumi exposes them as attributes.
         props.update(dict.fromkeys(COMPUTED_OUTPUTS))
         _warn_if_token_in_plain_text()
@@ -262,6 +307,7 @@ class PhoneAgent(Resource, module="oppie", name="PhoneAgent"):
     @staticmethod
     def get(resource_name: str, id: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> PhoneAgent:
         """Look up an existing agent by id; Pulumi reads it and does not manage it."""
+        _judged_in_program(resource_name)
         agent = PhoneAgent.__new__(PhoneAgent)
         props: dict[str, Any] = {**dict.fromkeys(OUTPUT_FIELDS), LOOKUP: True}
         with _pickler_restored():

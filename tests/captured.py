@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import httpx
 
 from oppie_pulumi.sandbox import SandboxConfig, SandboxServer, serve
 
-from .realcli import EXAMPLES, ROOT, VENV, Project
+from .realcli import EXAMPLES, ROOT, Project
 from .support import TOKEN
 
 MARKER = re.compile(r"^<!-- captured: ([\w-]+) -->\n```[a-z]*\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
@@ -100,15 +99,7 @@ def _drift_report(tmp: Path, sandbox: SandboxServer) -> str:
     with httpx.Client(base_url=sandbox.url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10) as api:
         api.patch(f"/phone/{support}", json={"first_message": "Edited in the dashboard"}).raise_for_status()
         api.post("/phone", json={"name": "Made in the dashboard", "type": "outbound"}).raise_for_status()
-    review = subprocess.run(
-        [str(VENV / "bin" / "oppie-pulumi"), "drift", "--stack", "dev"],
-        cwd=project.dir,
-        env=project.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    review = project.oppie("drift", "--stack", "dev")
     assert review.returncode == 2, review.stdout + review.stderr
     return f"$ oppie-pulumi drift --stack dev\n{review.stdout}"
 

@@ -154,8 +154,8 @@ def test_create_answered_without_an_id_is_reconciled_then_reported(
     with pytest.raises(MalformedResponse, match="expected a JSON agent with an id") as caught:
         provider.create(provider.check({}, {"name": "Support"}).inputs)
     assert (caught.value.method, caught.value.path, caught.value.status_code) == ("POST", "/phone", 201)
-    # looked for the agent before trying once more, and never more than that
-    assert script.seen == ["POST /phone", "GET /phone", "POST /phone", "GET /phone"]
+    # the baseline, then looked for the agent before trying once more, and never more than that
+    assert script.seen == ["GET /phone", "POST /phone", "GET /phone", "POST /phone", "GET /phone"]
 
 
 def test_error_message_as_a_list_is_joined(scripted: tuple[Scripted, PhoneAgentProvider]) -> None:
@@ -231,20 +231,25 @@ OTHER_SERVERS = [
 
 
 @pytest.mark.parametrize("reply", OTHER_SERVERS)
+@pytest.mark.parametrize("answered", ["GET /phone", "POST /phone"], ids=["every call", "the POST only"])
 def test_a_create_against_some_other_server_says_to_check_the_base_url(
-    scripted: tuple[Scripted, PhoneAgentProvider], reply: Reply
+    scripted: tuple[Scripted, PhoneAgentProvider], reply: Reply, answered: str
 ) -> None:
-    """Regression: such answers ended in AmbiguousCreate, sending the user to the dashboard."""
+    """Regression: such answers ended in AmbiguousCreate, sending the user to the dashboard. A server that answers
+    every call so fails the create's first call (its baseline list), before anything is sent to create; one
+    whose list looks right fails the POST, never taken for a create that may have happened."""
     script, provider = scripted
     script.on("POST /phone", reply)
-    script.on("GET /phone", reply)
+    script.on("GET /phone", reply if answered == "GET /phone" else json_reply(200, []))
     with pytest.raises(ConfigError) as caught:
         provider.create(provider.check({}, {"name": "Support"}).inputs)
     error = caught.value
     assert not isinstance(error, AmbiguousCreate)
-    assert isinstance(error, ApiError) and error.status_code == reply[0] and error.method == "POST"
+    assert isinstance(error, ApiError) and error.status_code == reply[0]
+    assert f"{error.method} {error.path}" == answered
     assert "check oppie:baseUrl" in str(error) and "does not look like the phone-agent API" in str(error)
-    assert script.seen == ["POST /phone"]  # nothing to reconcile: not the API
+    # nothing to reconcile: not the API
+    assert script.seen == ["GET /phone"] if answered == "GET /phone" else ["GET /phone", "POST /phone"]
 
 
 @pytest.mark.parametrize("reply", OTHER_SERVERS)
@@ -384,3 +389,22 @@ def test_a_success_declared_as_html_is_another_server_even_without_markup(
     with pytest.raises(WrongBaseUrl) as caught:
         provider.read("a1", {})
     assert "(it answered with an HTML page): check oppie:baseUrl / OPPIE_BASE_URL" in str(caught.value)
+
+
+def test_create_with_no_answer_and_no_list_says_an_agent_may_exist_and_how_to_adopt_it(
+    scripted: tuple[Scripted, PhoneAgentProvider],
+) -> None:
+    """The POST got a gateway's 504 (the API may still apply it), and the list that looks for the agent fails
+    too (its retry included): the create cannot know, and says so, with what to look for and how to adopt it."""
+    script, provider = scripted
+    script.on("POST /phone", json_reply(504, {"message": "upstream timed out"}))
+    script.on("GET /phone", json_reply(200, []), json_reply(504, {"message": "upstream timed out"}))
+    with pytest.raises(AmbiguousCreate) as caught:
+        provider.create(provider.check({}, {"name": "Support"}).inputs)
+    message = str(caught.value)
+    assert "create phone agent 'Support': the API did not answer" in message
+    assert "listing the agents to see whether it created one failed too" in message
+    assert "look for the agent a create of 'Support' may have made failed: GET /phone answered 504" in message
+    assert "adopt_id" in message
+    # the baseline, the POST, then the look and its one retry (maxRetries 1); no second POST
+    assert script.seen == ["GET /phone", "POST /phone", "GET /phone", "GET /phone"]

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import socket
 
+import httpx
 import pytest
 
 from oppie_pulumi import ConfigError, PhoneAgentProvider, Settings, TransportError
-from oppie_pulumi._client import PhoneApiClient, client_for
+from oppie_pulumi._client import PhoneApiClient, Wait, client_for
 from oppie_pulumi.sandbox import SandboxServer
 
-from .support import TOKEN, configured_provider, created_agent
+from .support import TOKEN, closed_port_url, configured_provider, created_agent
 
 
 def configured(base_url: str, **config: str) -> PhoneAgentProvider:
@@ -39,6 +40,64 @@ def test_a_create_whose_connection_was_refused_is_retried_because_it_never_reach
             client.create({"name": "Support"}, label="'Support'")
     assert caught.value.may_have_reached_api is False
     assert len(waits) == 2
+
+
+@pytest.mark.parametrize("call", ["create", "list"])
+def test_a_refused_connection_gives_up_within_a_second_naming_the_url_and_the_setting(call: str) -> None:
+    """Regression (issue "A new user's first hour", 4): with nothing listening at oppie:baseUrl, a call spent up
+    to 7.75 s in backoff (about 4 s on average) before an error that did not say to check the setting."""
+    url = closed_port_url()
+    waits: list[float] = []
+    client = PhoneApiClient(Settings(api_token=TOKEN, base_url=url), sleep=waits.append)  # the default 5 retries
+    with pytest.raises(TransportError) as caught:
+        if call == "create":
+            client.create({"name": "Support"}, label="'Support'")
+        else:
+            client.list()
+    method, path = ("POST", "/phone") if call == "create" else ("GET", "/phone")
+    operation = "create phone agent 'Support'" if call == "create" else "list phone agents"
+    assert str(caught.value) == (
+        f"{operation} failed: {method} {path} failed (ConnectError): could not connect to {url} (connection "
+        "refused): is the API running there? Check oppie:baseUrl / OPPIE_BASE_URL. The request never reached the "
+        "API, so nothing was changed"
+    )
+    assert caught.value.may_have_reached_api is False
+    assert len(waits) == 5, "still retried: the request never reached the API (an API may be starting)"
+    assert sum(waits) <= 1.0
+
+
+def test_a_host_name_that_does_not_resolve_gives_up_as_quickly_and_says_so() -> None:
+    def no_such_host(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno -2] Name or service not known") from socket.gaierror(
+            socket.EAI_NONAME, "Name or service not known"
+        )
+
+    url = "https://api.opn.cx"
+    waits: list[float] = []
+    client = PhoneApiClient(Settings(api_token=TOKEN, base_url=url), sleep=waits.append)
+    client._http = httpx.Client(base_url=url, transport=httpx.MockTransport(no_such_host))
+    with pytest.raises(TransportError) as caught:
+        client.list()
+    assert str(caught.value) == (
+        f"list phone agents failed: GET /phone failed (ConnectError): could not connect to {url} (its host name "
+        "does not resolve: Name or service not known): is the host name right? Check oppie:baseUrl / "
+        "OPPIE_BASE_URL. The request never reached the API, so nothing was changed"
+    )
+    assert sum(waits) <= 1.0
+
+
+def test_waits_after_a_refused_connection_are_told_to_on_wait_with_the_reason() -> None:
+    """The plugin shows these as progress lines beside the resource (provider/progress.py)."""
+    url = closed_port_url()
+    heard: list[Wait] = []
+    client = PhoneApiClient(
+        Settings(api_token=TOKEN, base_url=url, max_retries=2), sleep=lambda _: None, on_wait=heard.append
+    )
+    with pytest.raises(TransportError):
+        client.list()
+    assert [(w.kind, w.attempt, w.reason) for w in heard] == [
+        ("retry", n, f"could not connect to {url} (connection refused)") for n in (1, 2)
+    ]
 
 
 def test_answered_requests_count_against_the_limit_and_refused_ones_give_their_place_back(
@@ -155,3 +214,38 @@ def test_an_agent_id_no_url_can_carry_is_named_as_the_reason_nothing_was_sent(
     )
     assert caught.value.may_have_reached_api is False
     assert sandbox.stats()["requests"] == 0
+
+
+def test_baselines_never_use_a_list_begun_before_them_and_those_begun_meanwhile_share_the_next(
+    sandbox: SandboxServer,
+) -> None:
+    """A create's baseline (agents.reconcile) must show every agent that existed when the create began: a list
+    begun earlier, even one still in flight, never serves it. Creates that begin while it is in flight wait for it
+    and share the next list, instead of starting one each."""
+    import threading
+    import time
+
+    sandbox.reset_stats()
+    sandbox.set_faults(latency_ms=600)
+    client = PhoneApiClient(Settings(api_token=TOKEN, base_url=sandbox.url, max_requests_per_minute=0))
+    first = threading.Thread(target=client.list_since, args=(time.monotonic(),), kwargs={"operation": "first"})
+    first.start()
+    time.sleep(0.1)  # the first list is in flight (600 ms)
+    # Made after the first list began (straight into the store: an API call would wait 600 ms too).
+    agent = sandbox.state.store.create({"name": "Made meanwhile"})
+    results: list[list[str]] = []
+
+    def baseline() -> None:
+        listed = client.list_since(time.monotonic(), operation="later")
+        results.append([a["id"] for a in listed])
+
+    later = [threading.Thread(target=baseline) for _ in range(3)]
+    for thread in later:
+        thread.start()
+        time.sleep(0.05)  # each begins at a moment of its own, all while the first list is in flight
+    for thread in [first, *later]:
+        thread.join()
+    client.close()
+
+    assert results == [[agent["id"]]] * 3
+    assert sandbox.stats()["by_route"]["GET /phone"] == 2, "the three later baselines shared one list"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pulumi
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -148,8 +149,15 @@ def test_names_with_quotes_unicode_and_newlines_generate_valid_python_that_keeps
     assert all(ch.isprintable() or ch == "\n" for ch in program.source)
     # The nameless agent is left to a person, loudly.
     assert any("name: the live agent has none" in w for w in program.warnings)
-    # Registered (in whatever order the SDK sends them) with exactly the names and ids the API gave.
-    registrations = run_program(lambda: exec(compile(program.source, "generated.py", "exec"), {}))
+    # As generated, the program stops at the nameless agent, in one line (PhoneAgent judges what it is given).
+    with pytest.raises(pulumi.RunError, match=r"^PhoneAgent 'agent-3': name: String should have at least 1 character"):
+        run_program(lambda: exec(compile(program.source, "generated.py", "exec"), {}))
+    # Once a person sets the name the FIXME asks for, it registers (in whatever order the SDK sends them) with
+    # exactly the names and ids the API gave.
+    assert program.source.count('name="",') == 1
+    source = program.source.replace('name="",', 'name="Set by a person",')
+    calls = _calls(source)
+    registrations = run_program(lambda: exec(compile(source, "generated.py", "exec"), {}))
     declared = {r.name: (r.inputs.get("name"), r.inputs["adopt_id"]) for r in registrations if r.type == PHONE_AGENT}
     assert declared == {
         name: (kwargs["name"], agent["id"]) for (name, kwargs), agent in zip(calls, agents, strict=True)

@@ -38,7 +38,9 @@ def test_wrong_token_is_unauthorized_with_the_fix_and_without_the_token(
     with engine_for(state, apiToken="wrong-token-31337") as engine:
         message = up_one(engine)
     assert message is not None
-    assert "create phone agent 'Support' failed: POST /phone answered 401 Unauthorized" in message
+    # The create's first call, its baseline list, is refused: nothing was sent to create.
+    assert "create phone agent 'Support' failed: GET /phone answered 401 Unauthorized" in message
+    assert "POST /phone" not in sandbox.stats()["by_route"]
     assert "pulumi config set --secret oppie:apiToken" in message and "OPPIE_API_TOKEN" in message
     assert "wrong-token-31337" not in message
     assert sandbox.agents() == [] and state == {}
@@ -105,26 +107,37 @@ def test_update_of_an_agent_deleted_elsewhere_is_not_found_naming_it(
 @pytest.mark.parametrize(
     ("faults", "config", "requests"),
     [
+        # Each fault hits the POST only (writes_only), after the create's baseline list (one GET).
         # With enforce_retry_after the sandbox answers 429 again to a retry that comes before Retry-After has
         # passed: a client that ignored it (its first backoff is at most 0.25 s) would meet a third 429.
         pytest.param(
-            {"rate_limit_next": 2, "retry_after_s": 0.5, "enforce_retry_after": True},
+            {"rate_limit_next": 2, "retry_after_s": 0.5, "enforce_retry_after": True, "writes_only": True},
             {},
-            {"POST /phone": 3},
+            {"GET /phone": 1, "POST /phone": 3},
             id="429 twice: waits Retry-After",
         ),
-        # Two unapplied 503s, for the next two requests: the POST, then the look's list (retried: a GET is
-        # idempotent), which finds nothing; then one more POST. A 503 the API sent itself means it is done
-        # with the request, so there is no last look for a POST landing late. Without the look: two POSTs only.
-        pytest.param({"fail_next": 2}, {}, {"POST /phone": 2, "GET /phone": 2}, id="503 twice: looks, then retries"),
+        # Two unapplied 503s for the POST: each is followed by a look (a list), which finds nothing, then one more
+        # POST. A 503 the API sent itself means it is done with the request, so there is no last look for a POST
+        # landing late. Without the looks: the baseline and three POSTs only.
         pytest.param(
-            {"fail_after_apply_next": 1}, {}, {"POST /phone": 1, "GET /phone": 1}, id="503 after apply: looks, adopts"
+            {"fail_next": 2, "writes_only": True},
+            {},
+            {"POST /phone": 3, "GET /phone": 3},
+            id="503 twice: looks, then retries",
+        ),
+        pytest.param(
+            {"fail_after_apply_next": 1}, {}, {"POST /phone": 1, "GET /phone": 2}, id="503 after apply: looks, adopts"
         ),
         pytest.param({"delay_after_apply_ms": 1500}, {"timeoutSeconds": "0.5"}, None, id="answer after the timeout"),
         pytest.param(
-            {"drop_after_apply": 1}, {}, {"POST /phone": 1, "GET /phone": 1}, id="connection dropped after apply"
+            {"drop_after_apply": 1}, {}, {"POST /phone": 1, "GET /phone": 2}, id="connection dropped after apply"
         ),
-        pytest.param({"malformed_json_next": 1}, {}, {"POST /phone": 2, "GET /phone": 1}, id="truncated JSON"),
+        pytest.param(
+            {"malformed_json_next": 1, "writes_only": True},
+            {},
+            {"POST /phone": 2, "GET /phone": 2},
+            id="truncated JSON",
+        ),
     ],
 )
 def test_create_under_a_fault_makes_exactly_one_agent_and_records_it(
@@ -143,7 +156,7 @@ def test_create_under_a_fault_makes_exactly_one_agent_and_records_it(
     if requests is not None:
         assert sandbox.stats()["by_route"] == requests
     if "rate_limit_next" in faults:
-        assert sandbox.stats()["by_status"] == {"429": 2, "201": 1}
+        assert sandbox.stats()["by_status"] == {"200": 1, "429": 2, "201": 1}
         assert sandbox.faults_fired() == {}  # no retry came early
 
 
@@ -198,7 +211,7 @@ def test_connection_refused_names_the_base_url(sandbox: SandboxServer) -> None:
         host.configure({"oppie:apiToken": TOKEN, "oppie:baseUrl": closed, "oppie:maxRetries": "1"})
         message = up_one(Engine(host, {}))
     assert message is not None
-    assert "create phone agent 'Support' failed: POST /phone failed (ConnectError" in message
+    assert "create phone agent 'Support' failed: GET /phone failed (ConnectError" in message
     assert closed in message
 
 
@@ -213,18 +226,3 @@ def test_invalid_request_carries_the_api_message(sandbox: SandboxServer, host_fo
     assert "InvalidRequest: create phone agent 'Support' failed: POST /phone answered 400 Bad Request" in message
     assert "model must be one of the following values" in message
     assert sandbox.agents() == []
-
-
-def test_create_with_no_answer_and_no_list_says_an_agent_may_exist_and_how_to_adopt_it(
-    sandbox: SandboxServer, engine_for: StateFactory
-) -> None:
-    sandbox.set_faults(latency_ms=800)
-    state: dict[str, StateEntry] = {}
-    with engine_for(state, timeoutSeconds="0.2", maxRetries="0") as engine:
-        message = up_one(engine)
-    assert message is not None
-    assert "create phone agent 'Support': the API did not answer" in message
-    assert "listing the agents to see whether it created one failed too" in message
-    assert "look for the agent a create of 'Support' may have made failed: GET /phone timed out" in message
-    assert "adopt_id" in message
-    assert state == {}

@@ -5,6 +5,8 @@ Each step opens a new host, as each `pulumi` command does, and keeps the state b
 
 from __future__ import annotations
 
+import dataclasses
+
 import httpx
 from oppie_pulumi_testing import StateEntry
 
@@ -144,10 +146,13 @@ def test_get_reads_an_existing_agent_by_id(sandbox: SandboxServer, host_for: Hos
 
 
 def test_check_failures_reach_the_engine_before_any_api_call(sandbox: SandboxServer, engine_for: StateFactory) -> None:
+    """A Python program now stops at these itself (tests/test_phone_agent_program.py): the inputs are registered
+    here as they are, as a program that does not judge them would send them, to reach the provider's check."""
     state: dict[str, StateEntry] = {}
-    bad = {"resource": "bad", "name": "", "model": "gpt", "handoff_phone_number": "555"}
+    [registration] = agents_program({"resource": "bad", "name": "Bad"})
+    bad = {"name": "", "model": "gpt", "handoff_phone_number": "555"}
     with engine_for(state) as engine:
-        summary = engine.up(agents_program(bad))
+        summary = engine.up([dataclasses.replace(registration, inputs={**registration.inputs, **bad})])
     assert {prop for prop, _ in summary.check_failures["bad"]} == {"name", "model", "handoff_phone_number"}
     assert sandbox.stats()["requests"] == 0
 

@@ -235,7 +235,8 @@ def test_a_failed_call_is_one_message_naming_operation_status_api_message_and_fi
     with pytest.raises(grpc.RpcError) as failed:
         plugin.create({"name": "Support", "model": "oppie-vox"})
     message = failed.value.details()
-    assert message.startswith("create phone agent 'Support' failed: POST /phone answered 401")
+    # the create's first call is its baseline list (agents.reconcile): refused, nothing was sent to create
+    assert message.startswith("create phone agent 'Support' failed: GET /phone answered 401")
     assert "Fix: check the token" in message
     assert "Traceback" not in message and "wrong-token-123" not in message
 

@@ -223,7 +223,7 @@ def test_a_failed_call_is_one_clear_message_without_a_traceback(sandbox: Sandbox
     failed = project.up(expect=None)
     assert failed.returncode != 0
     output = failed.stdout + failed.stderr
-    assert "error: create phone agent 'Acme support line' failed: POST /phone answered 401 Unauthorized: " in output, (
+    assert "error: create phone agent 'Acme support line' failed: GET /phone answered 401 Unauthorized: " in output, (
         output
     )
     assert "Fix: check the token" in output
@@ -231,8 +231,9 @@ def test_a_failed_call_is_one_clear_message_without_a_traceback(sandbox: Sandbox
 
 
 def test_retries_show_as_lines_in_the_cli(sandbox: SandboxServer, tmp_path: Path) -> None:
-    # One 429 with Retry-After: the client waits and retries, and says so beside the resource.
-    sandbox.set_faults(rate_limit_next=1, retry_after_s=0.2)
+    # One 429 with Retry-After for a POST (after the baseline list): the client waits and retries, and says so
+    # beside the resource.
+    sandbox.set_faults(rate_limit_next=1, retry_after_s=0.2, writes_only=True)
     project = yaml_project(tmp_path, sandbox)
     up = project.up()
     assert "POST /phone answered 429 (rate limited by the API); retry 1 in 0.2 s" in up.stdout, up.stdout
@@ -240,14 +241,14 @@ def test_retries_show_as_lines_in_the_cli(sandbox: SandboxServer, tmp_path: Path
 
 
 def test_custom_timeouts_stop_a_create_that_would_wait_too_long(sandbox: SandboxServer, tmp_path: Path) -> None:
-    # One request a minute: the second create would wait about 60 s for the rate limit, past its 3 s timeout.
+    # One request a minute: the create's baseline list takes it, and its POST would wait about 60 s for the rate
+    # limit, past its 3 s timeout.
     resources = {
-        name: {
+        "first": {
             "type": PHONE_AGENT,
-            "properties": {"name": name},
+            "properties": {"name": "first"},
             "options": {"customTimeouts": {"create": "3s"}},
         }
-        for name in ("first", "second")
     }
     project = yaml_project(
         tmp_path, sandbox, source=write_program(tmp_path / "src", resources), **{"oppie:maxRequestsPerMinute": "1"}
@@ -255,7 +256,7 @@ def test_custom_timeouts_stop_a_create_that_would_wait_too_long(sandbox: Sandbox
     failed = project.up(expect=None)
     assert failed.returncode != 0
     assert "would have to wait" in failed.stdout and "past its custom timeout of 3 s" in failed.stdout, failed.stdout
-    assert len(sandbox.agents()) == 1, "the create that gave up sent nothing"
+    assert sandbox.writes() == [], "the create that gave up sent nothing"
 
 
 def test_secrets_stay_secret_and_the_token_never_appears_in_state(sandbox: SandboxServer, tmp_path: Path) -> None:
@@ -308,7 +309,7 @@ def test_a_base_url_where_nothing_listens_fails_within_a_second_saying_to_check_
     assert failed.returncode != 0
     output = failed.stdout + failed.stderr
     assert (
-        f"error: create phone agent 'Support' failed: POST /phone failed (ConnectError): could not connect to "
+        f"error: create phone agent 'Support' failed: GET /phone failed (ConnectError): could not connect to "
         f"{closed} (connection refused): is the API running there? Check oppie:baseUrl / OPPIE_BASE_URL. The "
         "request never reached the API, so nothing was changed"
     ) in output, output

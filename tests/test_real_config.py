@@ -17,7 +17,7 @@ import pytest
 from oppie_pulumi.sandbox import SandboxServer
 
 from .realcli import Project
-from .support import TOKEN
+from .support import TOKEN, closed_port_url
 
 pytestmark = pytest.mark.realcli
 
@@ -58,6 +58,22 @@ def test_a_token_set_without_secret_is_stored_in_plain_text_and_warned_about(
     assert "pulumi config set --secret oppie:apiToken" in up.stdout
     assert stored_config(project)["oppie:apiToken"] == TOKEN, "the engine stores it as it was given"
     assert TOKEN not in up.stdout, "the warning never prints the token"
+
+
+def test_a_base_url_where_nothing_listens_fails_saying_to_check_it(project: Project) -> None:
+    """Regression (issue "A new user's first hour", 4): the dynamic resource waited up to 7.75 s in silence (its
+    host shows no progress), then failed without naming the setting to check."""
+    closed = closed_port_url()
+    project.configure(closed, TOKEN)
+    failed = project.up(expect=None)
+    assert failed.returncode != 0
+    # The dynamic host prints a traceback (pulumi/dynamic/__main__.py); its last line is the error.
+    assert (
+        f"TransportError: create phone agent 'Line' failed: GET /phone failed (ConnectError): could not connect to "
+        f"{closed} (connection refused): is the API running there? Check oppie:baseUrl / OPPIE_BASE_URL. The "
+        "request never reached the API, so nothing was changed"
+    ) in failed.stdout, failed.stdout
+    assert TOKEN not in failed.stdout + failed.stderr
 
 
 def test_plain_refresh_uses_the_stored_config_and_run_program_the_current_one(

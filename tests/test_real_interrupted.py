@@ -1,13 +1,16 @@
-"""`pulumi up` killed (SIGKILL) after its POST reached the API and before the answer came back.
+"""`pulumi up` killed (SIGKILL) after its POST reached the API and before the answer came back; and a create whose
+answer is lost while the API's clock disagrees with ours.
 
-What the engine leaves: the stack locked by the dead CLI, a *pending create* for the resource in the state (it
-checkpoints before calling the provider) and no resource holding the agent, which the API has made. The documented
-recovery (docs/phone-agent.md, "An interrupted `pulumi up`"): `pulumi cancel`, `pulumi refresh
---clear-pending-creates`, then adopt the agent with ``adopt_id``: every agent is then held by exactly one resource.
+What the engine leaves after a kill: the stack locked by the dead CLI, a *pending create* for the resource in the
+state (it checkpoints before calling the provider) and no resource holding the agent, which the API has made. The
+unattended recovery (docs/reliability.md): `oppie-pulumi recover --stack <stack>`, then `pulumi up`: every agent
+is then held by exactly one resource, and no second one is made. The manual one (docs/phone-agent.md) still
+works: `pulumi cancel`, `pulumi refresh --clear-pending-creates`, then adopt the agent with ``adopt_id``.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 
 from oppie_pulumi.sandbox import SandboxServer
 
-from .realcli import Project
+from .realcli import PHONE_AGENT, Project
 from .support import TOKEN
 
 pytestmark = pytest.mark.realcli
@@ -109,3 +112,96 @@ def test_a_plain_up_after_the_kill_makes_a_second_agent_which_the_docs_warn_of(
     ids = [a["id"] for a in sandbox.agents()]
     assert len(ids) == 2 and agent_id in ids
     assert project.resources()["line"]["id"] != agent_id, "the first agent is held by nothing"
+
+
+def recover(project: Project) -> subprocess.CompletedProcess[str]:
+    """``oppie-pulumi recover --stack <stack>`` in the project's folder, with its CLI, backend and PULUMI_HOME."""
+    return project.oppie("recover", "--stack", project.stack)
+
+
+def test_the_unattended_recovery_gives_the_resource_the_agent_the_killed_up_made(
+    killed: tuple[Project, str], sandbox: SandboxServer
+) -> None:
+    """Issue 21, fault 2: what a pipeline runs after a killed `pulumi up`, with no one to look up an id. Every agent
+    ends held exactly once: no second POST, nothing left that no resource holds."""
+    project, agent_id = killed
+    sandbox.reset_stats()
+
+    recovered = recover(project)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert f"now holds {agent_id}" in recovered.stdout
+    up = project.up()
+
+    assert [w["method"] for w in sandbox.writes()] == [], f"nothing to create or change:\n{up.stdout}"
+    assert [a["id"] for a in sandbox.agents()] == [agent_id]
+    assert project.resources()["line"]["id"] == agent_id
+    assert not project.export()["deployment"].get("pending_operations")
+    project.run("preview", "--expect-no-changes", "--refresh")
+
+
+def test_recover_drops_a_pending_create_whose_post_never_landed_and_up_creates_the_agent(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Killed while the create waits to retry a POST the API refused unapplied: the state holds a pending create,
+    and the API no agent, and the API works again. The provider host (left running by the kill) stops with its
+    engine instead of retrying; the recovery drops the pending create, and the next `pulumi up` makes the one
+    agent."""
+    project = Project.program(tmp_path)
+    project.configure(sandbox.url, TOKEN)
+    project.declare({"line": LINE})
+    sandbox.set_faults(fail_next=1000, writes_only=True)
+    process = project.start("up", "--yes", "--skip-preview")
+    deadline = time.monotonic() + 120
+    while not (project.export()["deployment"].get("pending_operations") and sandbox.stats()["by_status"].get("503")):
+        assert process.poll() is None and time.monotonic() < deadline, project.kill(process)
+        time.sleep(0.1)
+    project.kill(process)
+    sandbox.reset_faults()
+    # Pulumi runs the provider host in a process group of its own: the kill leaves it running. It must stop with
+    # its engine, not go on retrying: a POST of its landing now would be an agent no resource holds.
+    time.sleep(5)
+    assert sandbox.agents() == [], "the provider went on creating after its engine was killed"
+
+    recovered = recover(project)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "made no agent" in recovered.stdout, recovered.stdout
+    assert not project.export()["deployment"].get("pending_operations")
+    project.up()
+
+    [agent] = sandbox.agents()
+    assert project.resources()["line"]["id"] == agent["id"]
+
+
+def test_recover_on_a_stack_with_nothing_pending_changes_nothing(sandbox: SandboxServer, tmp_path: Path) -> None:
+    project = Project.program(tmp_path)
+    project.configure(sandbox.url, TOKEN)
+    project.declare({"line": LINE})
+    project.up()
+    before = project.export()["deployment"]["resources"]
+
+    recovered = recover(project)
+
+    assert recovered.returncode == 0 and "no interrupted create to settle" in recovered.stdout, recovered.stderr
+    assert project.export()["deployment"]["resources"] == before
+
+
+@pytest.mark.parametrize(
+    ("offset_ms", "whole_seconds"), [(-1000, True), (-3000, False)], ids=["1 s behind, cut", "3 s behind"]
+)
+def test_a_create_whose_answer_is_lost_against_a_lagging_api_clock_holds_the_agent_it_made(
+    sandbox: SandboxServer, tmp_path: Path, offset_ms: int, whole_seconds: bool
+) -> None:
+    """Issue 21, fault 1, under the real CLI: the API applies the POST and the connection drops before its answer,
+    while it stamps `created_at` a second or more behind our clock (cut to whole seconds, written `.000Z`). The
+    create finds the agent it made and `pulumi up` succeeds holding it; no second agent, no orphan."""
+    project = Project.program(tmp_path)
+    project.configure(sandbox.url, TOKEN)
+    project.declare({"line": LINE})
+    sandbox.set_faults(drop_after_apply=1, clock_offset_ms=offset_ms, whole_second_stamps=whole_seconds)
+
+    up = project.up(expect=None)
+
+    assert up.returncode == 0, up.stdout + up.stderr
+    [agent] = sandbox.agents()
+    assert project.resources(PHONE_AGENT)["line"]["id"] == agent["id"]
+    assert [w["method"] for w in sandbox.writes()] == ["POST"]

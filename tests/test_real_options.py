@@ -155,15 +155,22 @@ def test_a_provider_error_reaches_the_user_as_a_traceback_ending_in_the_message(
 def test_a_check_failure_never_quotes_a_secret_value_and_caps_any_quoted_value(
     project: Project, sandbox: SandboxServer
 ) -> None:
-    """The dynamic host accepts no secrets, so check sees plain values; the engine prints reasons verbatim."""
+    """The dynamic host accepts no secrets, so check sees plain values; the engine prints reasons verbatim.
+
+    A secret input is an output in the program, so the provider's check judges it; plain values the program
+    judges first (PhoneAgent fails as it is declared). Neither quotes a secret, nor any value whole."""
     bad_hook = "ftp://hooks.example.com/collect?token=SECRET_HOOK_TOKEN_42"
     project.declare(
-        {"line": agent("Line", data_collection_webhook_url=bad_hook, first_message="x" * 1_000_000, accent=7)},
+        {"line": agent("Line", data_collection_webhook_url=bad_hook)},
         secret_args={"line": ["data_collection_webhook_url"]},
     )
-    failed = project.run("preview", expect=None)
-    shown = failed.stdout + failed.stderr
-    assert failed.returncode != 0
-    assert "data_collection_webhook_url" in shown and "accent" in shown
-    assert "SECRET_HOOK_TOKEN_42" not in shown
-    assert len(shown) < 20_000, "no reason quotes a value whole"
+    by_the_provider = project.run("preview", expect=None)
+    project.declare({"line": agent("Line", first_message="x" * 1_000_000, accent=7)})
+    by_the_program = project.run("preview", expect=None)
+
+    for failed, names in ((by_the_provider, ["data_collection_webhook_url"]), (by_the_program, ["accent"])):
+        shown = failed.stdout + failed.stderr
+        assert failed.returncode != 0
+        assert all(name in shown for name in names), shown
+        assert "SECRET_HOOK_TOKEN_42" not in shown
+        assert len(shown) < 20_000, "no reason quotes a value whole"

@@ -166,6 +166,32 @@ def test_livekit_model_fails_check_for_a_new_agent_and_passes_for_adoption_or_an
     assert provider.check(olds, {"name": "B", "model": "oppie-vox-livekit"}).failures == []
 
 
+def test_an_unknown_model_lists_only_the_models_a_new_agent_may_use() -> None:
+    """Regression (issue "A new user's first hour", 7c): the reason listed oppie-vox-livekit among the allowed
+    models, and the next check then refused it for a new agent."""
+    assert failures({"name": "A", "model": "gpt-4"}) == {
+        "model": "must be one of 'oppie-vox', 'oppie-vox-turbo' or 'oppie-vox-2' ('oppie-vox-livekit' is kept only "
+        "by existing agents that already have it), got 'gpt-4'"
+    }
+
+
+def test_livekit_for_a_new_agent_says_that_only_an_agent_that_has_it_may_keep_it() -> None:
+    assert failures({"name": "A", "model": "oppie-vox-livekit"}) == {
+        "model": "'oppie-vox-livekit' cannot be chosen for a new agent, nor for the new agent a model change "
+        "makes: POST /phone accepts only 'oppie-vox', 'oppie-vox-turbo' or 'oppie-vox-2'. An existing agent that "
+        "already has it can be adopted (adopt_id) and managed"
+    }
+
+
+def test_changing_an_existing_agent_to_livekit_fails_check_because_its_replacement_is_a_new_agent() -> None:
+    """A model change replaces the agent: the replacement is POSTed, and POST /phone refuses oppie-vox-livekit
+    (check let it through, and the create failed with a 400 after the preview had shown a replacement)."""
+    olds = {"name": "A", "model": "oppie-vox"}
+    assert [f.property for f in provider.check(olds, {"name": "A", "model": "oppie-vox-livekit"}).failures] == ["model"]
+    # A state written before `model` was declared holds none: no replacement, so nothing to refuse.
+    assert provider.check({"name": "A"}, {"name": "A", "model": "oppie-vox-livekit"}).failures == []
+
+
 def test_validation_tells_a_new_livekit_agent_from_an_adopted_one() -> None:
     from oppie_pulumi._models import validation_failures
 

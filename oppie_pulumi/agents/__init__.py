@@ -20,6 +20,7 @@ from .rules import (
     Diff,
     PropertyChange,
     UnknownForm,
+    check_declared,
 )
 from .service import AgentService, Created, Refreshed
 
@@ -37,4 +38,5 @@ __all__ = [
     "PropertyChange",
     "Refreshed",
     "UnknownForm",
+    "check_declared",
 ]

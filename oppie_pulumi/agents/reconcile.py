@@ -2,10 +2,12 @@
 
 ``POST /phone`` is not idempotent: a retry after a lost answer (a timeout, a dropped connection, a 5xx, an
 unreadable 2xx) can create a second agent and a second phone number, and a create that gives up can leave an
-agent that no resource holds. So after such a failure the core lists the agents and looks for the one its POST
-made: same spec, made since the request began, held by nobody it knows of (``coordination``). One: it is ours.
-None: the API did not act, and one more POST cannot make a second agent. Several, or one made just before the
-create began (most likely another deployment's): a person decides, and ``AmbiguousCreate`` names the ids.
+agent that no resource holds. So a create first takes a **baseline**, a list of the agents begun after the create
+began (creates that begin together share one), and then POSTs. After a failure that may have created the agent,
+it lists again and looks for the one its POST made: same spec, absent from the baseline, held by nobody it knows
+of (``coordination``). One: it is ours. None: the API did not act, and one more POST cannot make a second agent.
+Several: a person decides, and ``AmbiguousCreate`` names the ids. No clock is compared: the API's stamps may come
+from a clock behind or ahead of ours, cut to whole seconds while claiming milliseconds (issue 21).
 
 A POST that failed unanswered may still land after a later one worked; once it had the time a request may take,
 one last look removes such a second agent. docs/reliability.md has the design and its figures.
@@ -16,7 +18,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import (
@@ -24,6 +25,7 @@ from .._exceptions import (
     MalformedResponse,
     NotFound,
     OppieError,
+    RateLimited,
     ServerError,
     TransportError,
     WrongBaseUrl,
@@ -35,13 +37,11 @@ from .rules import changed_fields, label
 if TYPE_CHECKING:
     from .._client import PhoneApiClient
 
-__all__ = ["AMBIGUOUS", "CLOCK_SKEW", "SETTLE_SECONDS", "create_reconciled", "matching", "parse_time"]
+__all__ = ["AMBIGUOUS", "SETTLE_SECONDS", "create_reconciled", "matching"]
 
 # Failures after which the API may or may not have acted: a 5xx, a timeout, a dropped connection, or
 # a 2xx whose body we could not read. After one of these the core looks before it leaps.
 AMBIGUOUS = (TransportError, ServerError, MalformedResponse)
-# How far the API's clock may lag ours when we look for the agent an unanswered create made.
-CLOCK_SKEW = timedelta(seconds=5)
 # After a create that needed a retry, how long to let an earlier POST the API may still apply land before the
 # last look: the request timeout, within these bounds (the floor is for very short timeouts, where the time a
 # busy API takes to apply a request it holds is not much shorter than the time it takes to answer at all).
@@ -49,43 +49,18 @@ SETTLE_SECONDS = (2.0, 10.0)
 _NOT_ACTED = "the API did not act on the request (no agent was created)"
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An ISO 8601 stamp as an aware datetime (UTC when it names no zone), or None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
-def _created_at(agent: Mapping[str, Any]) -> tuple[datetime, timedelta] | None:
-    """When the API says it made ``agent``, and the resolution of that stamp (it is cut, not rounded)."""
-    value = agent.get("created_at")
-    created = parse_time(value)
-    if created is None or not isinstance(value, str):
-        return None
-    digits = len(value.partition(".")[2].rstrip("Zz").split("+")[0].split("-")[0]) if "." in value else 0
-    return created, timedelta(seconds=10.0 ** -min(digits, 6))
-
-
 def matching(
-    agents: list[dict[str, Any]], spec: Mapping[str, Any], started: datetime, held: set[str]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Agents of ``spec`` that nobody known holds: those made since ``started`` (``ours``, as far as this machine
-    can tell), and those made in the few seconds before it (``earlier``: most likely someone else's)."""
-    ours, earlier = [], []
-    for agent in agents:
-        stamp = _created_at(agent)
-        if agent["id"] in held or stamp is None or changed_fields(outputs_from_agent(agent), spec):
-            continue
-        created, resolution = stamp
-        if created + resolution > started:
-            ours.append(agent)
-        elif created >= started - CLOCK_SKEW:
-            earlier.append(agent)
-    return ours, earlier
+    agents: list[dict[str, Any]], spec: Mapping[str, Any], baseline: frozenset[str], held: set[str]
+) -> list[dict[str, Any]]:
+    """Agents of ``spec`` that were not in the ``baseline`` (so made since the create began) and that nobody
+    known holds: the agent a lost POST made, as far as this machine can tell. Stamps are not read."""
+    return [
+        agent
+        for agent in agents
+        if agent["id"] not in baseline
+        and agent["id"] not in held
+        and not changed_fields(outputs_from_agent(agent), spec)
+    ]
 
 
 def _may_land_later(failure: OppieError) -> bool:
@@ -99,23 +74,23 @@ def _may_land_later(failure: OppieError) -> bool:
 
 @dataclass
 class _Look:
-    """Looking for the agent a create of ``spec`` may have made: what it knows is held, and since when."""
+    """Looking for the agent a create of ``spec`` may have made: what it knows is held, and what existed before."""
 
     client: PhoneApiClient
     spec: Mapping[str, Any]
     claims: Claims
     machine: MachineRecord | None
-    started: datetime
+    baseline: frozenset[str]  # the ids of every agent that existed when the create began
 
-    def find(self, keep: str | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """``(ours, earlier)``: agents of the spec nobody known holds (nor ``keep``), made since / just before."""
+    def find(self, keep: str | None = None) -> list[dict[str, Any]]:
+        """Agents of the spec made since the create began that nobody known holds (nor ``keep``)."""
         held = self.claims.ids()
         if self.machine is not None:
             held |= self.machine.ids()
         if keep is not None:
             held.add(keep)
         agents = self.client.list(operation=f"look for the agent a create of {label(self.spec)} may have made")
-        return matching(agents, self.spec, self.started, held)
+        return matching(agents, self.spec, self.baseline, held)
 
     def hold(self, agent_id: str) -> None:
         self.claims.claim(agent_id)
@@ -126,14 +101,35 @@ class _Look:
 def create_reconciled(client: PhoneApiClient, spec: Mapping[str, Any], claims: Claims) -> dict[str, Any]:
     """POST ``spec`` and return the agent the API made: exactly one, held from now on, whatever got lost."""
     with identical_creates_one_at_a_time(client.settings.base_url, spec, label(spec)) as machine:
-        # Every look covers the time since the FIRST attempt (taken once no identical create runs): an earlier
-        # POST the API applied late is found too.
-        look = _Look(client, spec, claims, machine, datetime.now(timezone.utc))
+        # The baseline is taken once no identical create runs here, and before the FIRST attempt: every look then
+        # covers all the create's POSTs, an earlier one the API applied late included.
+        look = _Look(client, spec, claims, machine, _baseline(client, spec))
         agent, unanswered_at = _post_until_answered(look)
         if unanswered_at:
             _remove_late_twin(look, agent, unanswered_at)
         look.hold(agent["id"])
         return agent
+
+
+def _baseline(client: PhoneApiClient, spec: Mapping[str, Any]) -> frozenset[str]:
+    """The ids of every agent that exists as the create begins: a list sent after this moment.
+
+    It is the create's own first call, named as the create: a wrong token or base URL fails it as it would fail
+    the POST, and nothing was sent. Creates that begin together wait for one list, so a burst of 429s falls on
+    that one call instead of being shared among many: a list that used up its budget of 429s is tried again, as
+    a whole, up to ``max_retries`` times (listing is always safe to repeat).
+    """
+    began, attempt = time.monotonic(), 0
+    while True:
+        try:
+            listed = client.list_since(began, operation=f"create phone agent {label(spec)}")
+        except RateLimited:
+            if attempt >= client.settings.max_retries:
+                raise
+        else:
+            return frozenset(agent["id"] for agent in listed)
+        client.pause(attempt, operation=f"create phone agent {label(spec)}", reason="the API kept answering 429")
+        attempt += 1
 
 
 def _post_until_answered(look: _Look) -> tuple[dict[str, Any], float]:
@@ -166,7 +162,7 @@ def _found_after(failure: OppieError, look: _Look) -> dict[str, Any] | None:
     """The one agent an unanswered POST made; None if it made none; ``AmbiguousCreate`` if a person must say."""
     name = label(look.spec)
     try:
-        ours, earlier = look.find()
+        ours = look.find()
     except WrongBaseUrl:
         raise  # not the API: nothing was created there
     except OppieError as exc:
@@ -186,19 +182,6 @@ def _found_after(failure: OppieError, look: _Look) -> dict[str, Any] | None:
             "in the dashboard, then run `pulumi up` again with adopt_id set to the one kept.",
             candidate_ids=[a["id"] for a in ours],
         ) from failure
-    if earlier:
-        # Made before this create began: another deployment's, creating the same agent at the same time
-        # elsewhere (or ours, if the API's clock runs behind). Never taken without a person.
-        first = min(parse_time(a["created_at"]) or look.started for a in earlier)
-        raise AmbiguousCreate(
-            f"create phone agent {name}: the API did not answer ({failure}), and the only agent(s) matching this "
-            f"spec ({', '.join(a['id'] for a in earlier)}) appeared {(look.started - first).total_seconds():.1f} s "
-            "before this create began: most likely another deployment's, creating the same agent at the same "
-            f"time, so none was taken. If nothing else creates an agent named {name}, it is this create's own "
-            f"(the API's clock runs behind): adopt it with adopt_id={earlier[0]['id']!r}; otherwise run `pulumi "
-            "up` again.",
-            candidate_ids=[a["id"] for a in earlier],
-        ) from failure
     return None
 
 
@@ -213,7 +196,7 @@ def _remove_late_twin(look: _Look, agent: Mapping[str, Any], unanswered_at: floa
         reason="letting a POST that got no answer land before a last look",
     )
     try:
-        extras, _ = look.find(keep=agent["id"])
+        extras = look.find(keep=agent["id"])
     except OppieError:
         return  # the look is a precaution: the agent we hold is sound either way
     for extra in extras:

@@ -39,6 +39,7 @@ __all__ = [
     "UnknownForm",
     "changed_fields",
     "check",
+    "check_declared",
     "diff",
     "is_old_state",
     "label",
@@ -178,30 +179,14 @@ def check(olds: Mapping[str, Any], news: Mapping[Any, Any], unknown_form: Unknow
     stack spends most of its time in check, and this is most of check; any changed input is judged, with all
     the others.
     """
-    inputs = dict(news)
-    # Engine keys (``__provider``, ``__defaults``) and computed outputs declared as None are not inputs. A key
-    # that is not a string is kept, so that validation reports it instead of check raising.
-    for key in inputs.keys() - _INPUT_NAMES:
-        if (isinstance(key, str) and key.startswith("__")) or (key in COMPUTED_OUTPUTS and inputs[key] is None):
-            del inputs[key]
-    for key, default in _DEFAULTS:
-        if inputs.get(key) is None:
-            inputs[key] = default
+    inputs, unknown = _declared(news, unknown_form)
     adopt_id = inputs.pop(ADOPT_ID, None)
     if olds:
         adopt_id = None
-    sentinel = unknown_form.sentinel
-    unknown = frozenset(
-        key
-        for key, value in inputs.items()
-        if value is not None
-        and value is not True
-        and value is not False
-        and (value == sentinel if value.__class__ is str else _unknown_within(value, unknown_form))
-    )
-    # Only an agent that will be POSTed must use a model POST /phone accepts; an adopted or existing one may carry
-    # a newer model (oppie-vox-livekit) that the API reports but refuses on create.
-    new_agent = not olds and adopt_id is None
+    # Only an agent that will be POSTed must use a model POST /phone accepts: a new one, or the replacement a model
+    # change makes. An adopted or existing one may carry a newer model (oppie-vox-livekit) that the API reports but
+    # refuses on create. A state without a model (written before it was declared) is never replaced over it.
+    new_agent = (not olds and adopt_id is None) or olds.get("model") not in (None, inputs["model"])
     failures = (
         []
         if olds and not unknown and _as_before(inputs, olds)
@@ -212,6 +197,38 @@ def check(olds: Mapping[str, Any], news: Mapping[Any, Any], unknown_form: Unknow
             failures.append(CheckFailure(ADOPT_ID, "must be the id of an existing agent (a non-empty string)"))
         inputs[ADOPT_ID] = adopt_id
     return Checked(inputs, failures)
+
+
+def check_declared(news: Mapping[Any, Any], unknown_form: UnknownForm) -> list[CheckFailure]:
+    """What ``check`` refuses in ``news`` whatever the resource's state: for a program to fail as it declares the
+    resource, before the engine knows whether it exists. Left to ``check``: ``adopt_id`` (an existing resource
+    ignores it) and the models only an existing agent may keep (oppie-vox-livekit)."""
+    inputs, unknown = _declared(news, unknown_form)
+    inputs.pop(ADOPT_ID, None)
+    return [CheckFailure(prop, reason) for prop, reason in validation_failures(inputs, unknown)]
+
+
+def _declared(news: Mapping[Any, Any], unknown_form: UnknownForm) -> tuple[dict[Any, Any], frozenset[Any]]:
+    """The declared inputs with the API's defaults filled in, and the keys of those not known yet."""
+    inputs = dict(news)
+    # Engine keys (``__provider``, ``__defaults``) and computed outputs declared as None are not inputs. A key
+    # that is not a string is kept, so that validation reports it instead of check raising.
+    for key in inputs.keys() - _INPUT_NAMES:
+        if (isinstance(key, str) and key.startswith("__")) or (key in COMPUTED_OUTPUTS and inputs[key] is None):
+            del inputs[key]
+    for key, default in _DEFAULTS:
+        if inputs.get(key) is None:
+            inputs[key] = default
+    sentinel = unknown_form.sentinel
+    unknown = frozenset(
+        key
+        for key, value in inputs.items()
+        if value is not None
+        and value is not True
+        and value is not False
+        and (value == sentinel if value.__class__ is str else _unknown_within(value, unknown_form))
+    )
+    return inputs, unknown
 
 
 def _as_before(inputs: Mapping[Any, Any], olds: Mapping[str, Any]) -> bool:

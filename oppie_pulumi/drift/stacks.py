@@ -26,7 +26,7 @@ __all__ = ["DYNAMIC_TYPE", "PLUGIN_TYPE", "Managed", "Pending", "StackRef", "Sta
 DYNAMIC_TYPE = "pulumi-python:dynamic/oppie:PhoneAgent"
 PLUGIN_TYPE = "oppie:index:PhoneAgent"
 # How Pulumi marks a secret in an exported state: {SIG: SECRET_SIG, "plaintext": json} (or "ciphertext").
-_SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
+SECRET_SIG = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
 # A command that takes longer than this is stuck (a backend that does not answer).
 COMMAND_TIMEOUT = 300.0
 
@@ -98,7 +98,7 @@ class StackState:
     error: str | None = None
 
 
-def _python_name(name: str) -> str:
+def python_name(name: str) -> str:
     if name.startswith("_"):
         return name
     return "".join("_" + ch.lower() if ch.isupper() else ch for ch in name)
@@ -110,8 +110,8 @@ def _reveal(props: Mapping[str, Any], camel: bool) -> tuple[dict[str, Any], froz
     plain: dict[str, Any] = {}
     secret = set()
     for key, value in props.items():
-        name = _python_name(key) if camel else key
-        if isinstance(value, dict) and value.get(_SECRET_SIG[0]) == _SECRET_SIG[1]:
+        name = python_name(key) if camel else key
+        if isinstance(value, dict) and value.get(SECRET_SIG[0]) == SECRET_SIG[1]:
             secret.add(name)
             value = json.loads(value["plaintext"]) if "plaintext" in value else None
         plain[name] = value
@@ -139,7 +139,7 @@ def parse_deployment(stack: str, exported: Mapping[str, Any]) -> tuple[list[Mana
     return managed, pending
 
 
-def _pulumi(args: Sequence[str], folder: Path) -> subprocess.CompletedProcess[str]:
+def pulumi_cli(args: Sequence[str], folder: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["pulumi", *args, "--non-interactive"],
         cwd=folder,
@@ -151,12 +151,12 @@ def _pulumi(args: Sequence[str], folder: Path) -> subprocess.CompletedProcess[st
     )
 
 
-def _failure(what: str, result: subprocess.CompletedProcess[str]) -> str:
+def failure(what: str, result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in (result.stderr or result.stdout).strip().splitlines() if line.strip()]
     return f"`pulumi {what}` exited {result.returncode}: {lines[-1] if lines else 'no output'}"
 
 
-def read(ref: StackRef, run: Run = _pulumi, environ: Mapping[str, str] | None = None) -> StackState:
+def read(ref: StackRef, run: Run = pulumi_cli, environ: Mapping[str, str] | None = None) -> StackState:
     """The stack's phone agents and the provider settings its config gives (config, then the environment)."""
     state = StackState(ref)
     if not ref.dir.is_dir():
@@ -168,7 +168,7 @@ def read(ref: StackRef, run: Run = _pulumi, environ: Mapping[str, str] | None = 
         state.error = f"`pulumi stack export` could not run: {exc}"
         return state
     if exported.returncode != 0:
-        state.error = _failure(f"stack export --stack {ref.name}", exported)
+        state.error = failure(f"stack export --stack {ref.name}", exported)
         return state
     try:
         document = json.loads(exported.stdout)

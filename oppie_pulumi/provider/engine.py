@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import grpc
-from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc
+
+from .protocol import engine_pb2, engine_pb2_grpc
 
 __all__ = ["EngineLog", "Operation"]
 

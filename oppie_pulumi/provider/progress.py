@@ -8,9 +8,13 @@ hook: it shows the wait beside the resource the thread's operation serves (``eng
 
 from __future__ import annotations
 
-from .._client import Wait
+from typing import TYPE_CHECKING
+
 from .._exceptions import DeadlineExceeded
 from .engine import Operation
+
+if TYPE_CHECKING:
+    from .._client import Wait  # the client (httpx) loads when an operation first calls the API, not at start
 
 __all__ = ["report"]
 

@@ -19,9 +19,8 @@ import re
 from functools import cache
 from typing import Any
 
-from .. import __version__
 from .._config import SOURCES, Settings
-from .._models import COMPUTED_OUTPUTS, INPUT_FIELDS, REPLACE_ON_CHANGE, AgentSpec
+from .._version import __version__
 
 __all__ = ["PACKAGE", "PHONE_AGENT", "VERSION", "python_name", "schema", "schema_json", "wire_name"]
 
@@ -64,7 +63,7 @@ def _type_spec(json_schema: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return {"type": specs[0]["type"], "oneOf": specs}, allowed
 
 
-def _input_property(name: str, json_schema: dict[str, Any]) -> dict[str, Any]:
+def _input_property(name: str, json_schema: dict[str, Any], replace_on_change: frozenset[str]) -> dict[str, Any]:
     spec, allowed = _type_spec(json_schema)
     description = json_schema["description"]
     if allowed:
@@ -73,14 +72,18 @@ def _input_property(name: str, json_schema: dict[str, Any]) -> dict[str, Any]:
     if default is not None:
         description += f" Default: `{default if isinstance(default, str) else json.dumps(default)}`."
     spec["description"] = description
-    if name in REPLACE_ON_CHANGE:
+    if name in replace_on_change:
         spec["replaceOnChanges"] = True
     return spec
 
 
 def _agent_resource() -> dict[str, Any]:
+    # pydantic's models load here, not with the module: the plugin's names (``wire_name``, ``PHONE_AGENT``) are
+    # needed at its start, the schema only when the engine or a build asks for it.
+    from .._models import COMPUTED_OUTPUTS, INPUT_FIELDS, REPLACE_ON_CHANGE, AgentSpec
+
     properties = AgentSpec.model_json_schema()["properties"]
-    inputs = {wire_name(name): _input_property(name, properties[name]) for name in INPUT_FIELDS}
+    inputs = {wire_name(name): _input_property(name, properties[name], REPLACE_ON_CHANGE) for name in INPUT_FIELDS}
     outputs = dict(inputs)
     for name in COMPUTED_OUTPUTS:
         outputs[wire_name(name)] = {"type": "string", "description": COMPUTED_OUTPUTS[name]}
@@ -126,9 +129,16 @@ def _settings() -> dict[str, dict[str, Any]]:
 
 
 @cache
-def schema() -> dict[str, Any]:
-    """The package schema, as ``GetSchema`` serves it and ``pulumi package get-schema`` prints it."""
+def schema(plugin_download_url: str | None = None) -> dict[str, Any]:
+    """The package schema, as ``GetSchema`` serves it and ``pulumi package get-schema`` prints it.
+
+    ``plugin_download_url`` is where the engine downloads the plugin from (``<url>/pulumi-resource-oppie-v<version>-
+    <os>-<arch>.tar.gz``): set by ``make dist`` in the schema it generates the SDKs from, so that a program using an
+    SDK gets the plugin without installing it. The plugin's own ``GetSchema`` has none: where it was downloaded from
+    is the release's business, not the code's.
+    """
     settings = _settings()
+    download = {"pluginDownloadURL": plugin_download_url} if plugin_download_url else {}
     return {
         "name": PACKAGE,
         "displayName": "Oppie phone agents",
@@ -137,6 +147,7 @@ def schema() -> dict[str, Any]:
         "keywords": ["pulumi", "oppie", "phone", "voice", "ai", "category/utility", "kind/native"],
         "license": "Apache-2.0",
         "publisher": "oppie",
+        **download,
         "config": {"variables": settings},
         "provider": {
             "description": (
@@ -156,7 +167,8 @@ def schema() -> dict[str, Any]:
             },
             "nodejs": {
                 "packageName": "@oppie/pulumi-oppie",
-                "dependencies": {"@pulumi/pulumi": "^3.0.0"},
+                # The generated code calls pulumi.runtime.existsResource, which older SDKs lack (3.248 did).
+                "dependencies": {"@pulumi/pulumi": "^3.270.0"},
                 "respectSchemaVersion": True,
             },
         },
@@ -164,5 +176,5 @@ def schema() -> dict[str, Any]:
 
 
 @cache
-def schema_json() -> str:
-    return json.dumps(schema(), indent=2, sort_keys=False)
+def schema_json(plugin_download_url: str | None = None) -> str:
+    return json.dumps(schema(plugin_download_url), indent=2, sort_keys=False)

@@ -33,16 +33,16 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf import empty_pb2, json_format, struct_pb2
-from pulumi.runtime import proto, rpc
-from pulumi.runtime._grpc_settings import _GRPC_CHANNEL_OPTIONS
-from pulumi.runtime.proto import provider_pb2_grpc
 
 from .._config import SOURCES, Settings
+from .._enginewatch import engine_address, watch
 from .._exceptions import ConfigError, OppieError
 from .._models import INPUT_FIELDS
 from ..agents import ADOPT_ID, NOT_YET_KNOWN, STABLE_ON_UPDATE, AgentService, CheckFailure, UnknownForm
 from . import progress
 from .engine import EngineLog, Operation
+from .protocol import GRPC_OPTIONS, UNKNOWN, plugin_pb2, provider_pb2_grpc, unwrap_secret
+from .protocol import provider_pb2 as proto
 from .schema import PHONE_AGENT, VERSION, python_name, schema_json, wire_name
 
 __all__ = ["OppieProvider", "main", "serve"]
@@ -76,7 +76,7 @@ def _plain(struct: struct_pb2.Struct | None) -> dict[str, Any]:
     """A Struct as a dict; secret wrappers (in config) are unwrapped: the plugin accepts no secrets."""
     if struct is None:
         return {}
-    return {key: rpc.unwrap_rpc_secret(value) for key, value in json_format.MessageToDict(struct).items()}
+    return {key: unwrap_secret(value) for key, value in json_format.MessageToDict(struct).items()}
 
 
 def _python(struct: struct_pb2.Struct | None) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def _struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update(
         {
-            wire_name(key): rpc.UNKNOWN if value is NOT_YET_KNOWN else value
+            wire_name(key): UNKNOWN if value is NOT_YET_KNOWN else value
             for key, value in props.items()
             if value is not None
         }
@@ -98,7 +98,7 @@ def _struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
 
 
 # The wire's form of a value not known yet: the engine's sentinel string.
-_UNKNOWN_FORM = UnknownForm(sentinel=rpc.UNKNOWN)
+_UNKNOWN_FORM = UnknownForm(sentinel=UNKNOWN)
 
 
 def _service(settings: Settings) -> AgentService:
@@ -174,7 +174,7 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
     # -- package -------------------------------------------------------------------------------------------------
 
     def GetPluginInfo(self, request: Any, context: Any) -> Any:
-        return proto.PluginInfo(version=VERSION)
+        return plugin_pb2.PluginInfo(version=VERSION)
 
     def GetSchema(self, request: Any, context: Any) -> Any:
         return proto.GetSchemaResponse(schema=schema_json())
@@ -186,7 +186,7 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
         failures = []
         for name, value in _plain(request.news).items():
             key = _CONFIG_KEYS.get(name)
-            if key is None or value is None or value == rpc.UNKNOWN:
+            if key is None or value is None or value == UNKNOWN:
                 continue  # "version" and other engine keys; unknown values are checked when they are known
             try:
                 Settings.resolve({key: value}.get, environ={})
@@ -214,7 +214,7 @@ class OppieProvider(provider_pb2_grpc.ResourceProviderServicer):
         known = {
             _CONFIG_KEYS[name]: value
             for name, value in config.items()
-            if name in _CONFIG_KEYS and value is not None and value != rpc.UNKNOWN
+            if name in _CONFIG_KEYS and value is not None and value != UNKNOWN
         }
         try:
             settings = Settings.resolve(known.get)
@@ -353,15 +353,13 @@ def _unimplemented(context: Any, method: str) -> NoReturn:
 # -- the process ---------------------------------------------------------------------------------------------------
 
 
-def _engine_address(args: Sequence[str]) -> str | None:
-    """The engine's address: the engine passes it last, after flags (``--logtostderr``, ``--tracing <url>``)."""
-    return args[-1] if args and not args[-1].startswith("-") else None
-
-
 def serve(args: Sequence[str], announce: Callable[[int], None]) -> grpc.Server:
     """Start the provider on a free local port; ``announce`` receives the port. Returns the running server."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS), options=_GRPC_CHANNEL_OPTIONS)
-    provider_pb2_grpc.add_ResourceProviderServicer_to_server(OppieProvider(EngineLog(_engine_address(args))), server)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=MAX_WORKERS), options=GRPC_OPTIONS)
+    address = engine_address(args)
+    if address is not None:
+        watch(address)  # a killed `pulumi up` leaves the plugin running: it exits, so no create goes on alone
+    provider_pb2_grpc.add_ResourceProviderServicer_to_server(OppieProvider(EngineLog(address)), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     announce(port)

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--language-as-list", action="store_true", help='return language as a list (["en"]), as newer versions do'
     )
     parser.add_argument("--extra-fields", action="store_true", help="return the fields newer versions add")
+    parser.add_argument(
+        "--clock-offset-ms", type=int, default=0, metavar="N", help="the API's clock in its stamps, off real time"
+    )
+    parser.add_argument(
+        "--whole-second-stamps", action="store_true", help="stamps cut to whole seconds, written as .000Z"
+    )
     return parser
 
 
@@ -72,6 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             patch_empty_body=args.patch_empty_body,
             language_as_list=args.language_as_list,
             extra_fields=args.extra_fields,
+            clock_offset_ms=args.clock_offset_ms,
+            whole_second_stamps=args.whole_second_stamps,
         )
     except ValidationError as exc:
         parser.error(str(exc))

@@ -72,6 +72,16 @@ class Faults(BaseModel):
         "still waiting: a client that gives up first finds nothing, and the write lands afterwards.",
     )
     late_apply_ms: int = Field(default=1000, ge=0, description="How long `late_apply_next` holds a write back.")
+    clock_offset_ms: int = Field(
+        default=0,
+        description="The API's clock runs this far from real time (negative: behind) in the stamps it writes "
+        "(`created_at`, `updated_at`).",
+    )
+    whole_second_stamps: bool = Field(
+        default=False,
+        description="Stamps are cut to whole seconds but still written with milliseconds (`...:07.000Z`), as a "
+        "DATETIME column read back by JavaScript gives them.",
+    )
     truncate_next: int = Field(
         default=0,
         ge=0,
@@ -83,6 +93,12 @@ class Faults(BaseModel):
         ge=0.0,
         le=1.0,
         description="Share of successful answers cut in half like `truncate_next` (drawn with `seed`).",
+    )
+    writes_only: bool = Field(
+        default=False,
+        description="`rate_limit_next`, `fail_next`, `error_rate` and `malformed_json_next` hit only writes (POST, "
+        "PATCH, DELETE); reads pass. A create lists the agents before its POST (its baseline), so a fault meant "
+        "for the POST says so.",
     )
     enforce_retry_after: bool = Field(
         default=False,
@@ -138,14 +154,16 @@ class FaultState:
             self._closed_until = 0.0
         return self._faults
 
-    def next_injection(self) -> Injected | None:
-        """Decide whether the current API request is answered by a fault instead of the API.
+    def next_injection(self, write: bool = True) -> Injected | None:
+        """Decide whether the current API request (a ``write`` or not) is answered by a fault instead of the API.
 
         Bursts are consumed before random failures so that `fail_next` stays deterministic even while an
         `error_rate` is set.
         """
         with self._lock:
             faults = self._faults
+            if faults.writes_only and not write:
+                return None
             if faults.rate_limit_next > 0:
                 faults.rate_limit_next -= 1
                 return Injected.RATE_LIMITED

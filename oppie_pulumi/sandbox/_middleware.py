@@ -104,7 +104,7 @@ class SandboxMiddleware:
                 await self._too_many(remaining)(scope, receive, counted_send)
                 return
 
-        injected = state.fault_state.next_injection()
+        injected = state.fault_state.next_injection(write=scope["method"] in ("POST", "PATCH", "DELETE"))
         if injected is not None:
             await self._injected_response(injected)(scope, receive, counted_send)
             return

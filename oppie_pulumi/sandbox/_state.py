@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from ._faults import Faults, FaultState, RateLimiter
 from ._stats import Stats
-from ._store import AgentStore
+from ._store import AgentStore, utc_timestamp
 
 
 @dataclass
@@ -32,10 +32,14 @@ class SandboxState:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.store = AgentStore(config.db_path, config.org_id)
+        self.fault_state = FaultState(config.faults)
+        self.store = AgentStore(config.db_path, config.org_id, clock=self._stamp)
         self.stats = Stats()
         self.rate_limiter = RateLimiter(config.rate_limit_per_minute, config.rate_window_seconds)
-        self.fault_state = FaultState(config.faults)
+
+    def _stamp(self) -> str:
+        faults = self.fault_state.faults
+        return utc_timestamp(faults.clock_offset_ms, faults.whole_second_stamps)
 
     @property
     def faults(self) -> Faults:

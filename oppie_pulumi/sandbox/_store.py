@@ -11,7 +11,8 @@ import secrets
 import sqlite3
 import threading
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +51,15 @@ CREATE TABLE IF NOT EXISTS agents (
 """
 
 
-def utc_timestamp() -> str:
-    """Now as the API writes it: ISO 8601 UTC with milliseconds and Z, e.g. "2026-11-24T07:06:17.123Z"."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+def utc_timestamp(offset_ms: int = 0, whole_seconds: bool = False) -> str:
+    """Now as the API writes it: ISO 8601 UTC with milliseconds and Z, e.g. "2026-11-24T07:06:17.123Z".
+
+    ``offset_ms`` and ``whole_seconds`` are the clock faults (``Faults.clock_offset_ms``,
+    ``Faults.whole_second_stamps``): an API clock off real time, and stamps cut to the second.
+    """
+    now = datetime.now(timezone.utc) + timedelta(milliseconds=offset_ms)
+    millis = 0 if whole_seconds else now.microsecond // 1000
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{millis:03d}Z"
 
 
 class AgentStore:
@@ -63,9 +69,10 @@ class AgentStore:
     holds the lock; each write is one committed transaction before the method returns.
     """
 
-    def __init__(self, db_path: str, org_id: str) -> None:
+    def __init__(self, db_path: str, org_id: str, clock: Callable[[], str] = utc_timestamp) -> None:
         self.db_path = db_path
         self.org_id = org_id
+        self.clock = clock  # the stamps' clock: the sandbox's clock faults go through it
         if db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
@@ -75,7 +82,7 @@ class AgentStore:
 
     def create(self, spec: dict[str, Any]) -> dict[str, Any]:
         """Provision an agent from a validated create body (API field names) and return it."""
-        now = utc_timestamp()
+        now = self.clock()
         with self._lock, self._conn:
             agent = dict(spec)
             agent.update(
@@ -114,7 +121,7 @@ class AgentStore:
             if agent is None:
                 return None
             agent.update(changes)
-            agent["updated_at"] = utc_timestamp()
+            agent["updated_at"] = self.clock()
             self._conn.execute(
                 "UPDATE agents SET document = ? WHERE id = ? AND org_id = ?",
                 (json.dumps(agent), agent_id, self.org_id),

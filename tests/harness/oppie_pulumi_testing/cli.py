@@ -77,6 +77,7 @@ class Project:
         virtualenv: Path | None = None,
     ) -> None:
         self.bin = bin_dir
+        self.python = python
         self.dir = tmp / "project"
         if files is None:
             shutil.copytree(
@@ -142,6 +143,19 @@ class Project:
         os.killpg(process.pid, signal.SIGKILL)
         out, _ = process.communicate(timeout=30)
         return out
+
+    def oppie(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """``oppie-pulumi <args>`` (from the programs' virtualenv) in the project's folder, with its CLI, backend
+        and ``PULUMI_HOME``, as a user runs it beside ``pulumi``; any exit status."""
+        return subprocess.run(
+            [str(self.python.parent / "oppie-pulumi"), *args],
+            cwd=self.dir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def configure(self, sandbox_url: str, token: str, **config: str) -> None:
         """Point the stack at a sandbox: ``oppie:baseUrl``, the token as a secret, and any other keys."""
