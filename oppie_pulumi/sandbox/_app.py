@@ -8,6 +8,7 @@ with class-validator style messages, and the `{statusCode, error, message}` enve
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
@@ -61,12 +62,23 @@ class ApiError(Exception):
         self.message = message
 
 
+# FastAPI builds each route's body model with pydantic when the route is added, and pydantic's schema building is
+# not safe from two threads at once: two sandboxes started side by side (tests/test_scenarios.py runs the two
+# adapters so) once met a half-built `Faults` schema and a spurious UnsupportedFieldAttributeWarning (seen in CI).
+_BUILDING = threading.Lock()
+
+
 def create_app(config: SandboxConfig | None = None) -> FastAPI:
     """Build a sandbox app; its runtime state (faults, store, stats) is `app.state.sandbox`.
 
     The app can be served by any ASGI server, or in a background thread with `serve`. Whoever created it
     closes the database with `app.state.sandbox.close()` when done.
     """
+    with _BUILDING:
+        return _create_app(config)
+
+
+def _create_app(config: SandboxConfig | None) -> FastAPI:
     state = SandboxState(config if config is not None else SandboxConfig())
     app = FastAPI(
         title="oppie sandbox: the phone-agent API",
