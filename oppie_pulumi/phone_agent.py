@@ -13,11 +13,12 @@ resolved in ``configure`` and live in process-wide objects (``_client.client_for
 from __future__ import annotations
 
 import contextlib
+import functools
 import pickle
 import sys
 import threading
-from collections.abc import Awaitable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ParamSpec, TypedDict, TypeVar
 
 import pulumi
 from pulumi.dynamic import (
@@ -39,7 +40,7 @@ from pulumi.runtime.rpc import UNKNOWN
 
 from ._config import Settings
 from ._enginewatch import engine_address, watch
-from ._exceptions import ConfigError
+from ._exceptions import ConfigError, OppieError
 from ._models import COMPUTED_OUTPUTS, OUTPUT_FIELDS
 from .agents import ADOPT_ID, AgentService, UnknownForm, check_declared
 
@@ -57,6 +58,29 @@ LOOKUP = "_oppie_lookup"
 
 # The dynamic host's two forms of a value not known yet.
 _UNKNOWN_FORM = UnknownForm(sentinel=UNKNOWN, types=(Unknown,))
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _briefly(operation: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Our own errors leave the adapter with the adapter's frame only.
+
+    The dynamic host prints the whole traceback of any error (``_abort_with_traceback`` in
+    pulumi/dynamic/__main__.py), and from deep in the client that was 40 lines above the one that matters. An
+    ``OppieError`` is a whole sentence (operation, request, status, the API's message, the fix), so its frames
+    tell a user nothing: the host now prints three frames, then the message. Any other exception is a bug, and
+    keeps its full traceback for the report.
+    """
+
+    @functools.wraps(operation)
+    def reported(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return operation(*args, **kwargs)
+        except OppieError as error:
+            raise error.with_traceback(None) from None
+
+    return reported
 
 
 class PhoneAgentProvider(ResourceProvider):
@@ -105,21 +129,25 @@ class PhoneAgentProvider(ResourceProvider):
 
         return client_for(self._settings)
 
+    @_briefly
     def check(self, olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         """Validate the declared agent, fill in the API's defaults; unknown values pass untouched."""
         checked = self._agents().check(olds, news)
         return CheckResult(checked.inputs, [CheckFailure(f.property, f.reason) for f in checked.failures])
 
+    @_briefly
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         """Old outputs against new inputs: ``model`` replaces, anything else updates in place."""
         result = self._agents().diff(_id, olds, news)
         return DiffResult(changes=result.changed, replaces=result.replaces, delete_before_replace=False)
 
+    @_briefly
     def create(self, props: dict[str, Any]) -> CreateResult:
         """POST /phone once; or, with ``adopt_id``, take over that agent and bring it to the spec."""
         created = self._agents().create(props)
         return CreateResult(created.id, created.outputs)
 
+    @_briefly
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """The live agent from GET /phone; an agent deleted elsewhere drops out of state."""
         # PhoneAgent.get: an empty answer would be taken by the engine as found, with every output None.
@@ -128,10 +156,12 @@ class PhoneAgentProvider(ResourceProvider):
             return ReadResult(None, {})
         return ReadResult(found.id, found.outputs, found.inputs)
 
+    @_briefly
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         """PATCH /phone/{id} with only the changed fields; returns the full outputs."""
         return UpdateResult(self._agents().update(id_, olds, news))
 
+    @_briefly
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         """DELETE /phone/{id}; an agent already gone is success."""
         self._agents().delete(id_, props)

@@ -8,12 +8,15 @@ what exists on the server afterwards: a failure never leaves an agent the state 
 from __future__ import annotations
 
 import socket
+import traceback
 from typing import Any
 
 import httpx
 import pytest
 from oppie_pulumi_testing import Engine, HostError, ProviderHost, StateEntry
 
+from oppie_pulumi._exceptions import ConfigError
+from oppie_pulumi.phone_agent import _briefly
 from oppie_pulumi.sandbox import SandboxServer
 
 from .support import TOKEN, HostFactory, StateFactory, agents_program
@@ -226,3 +229,21 @@ def test_invalid_request_carries_the_api_message(sandbox: SandboxServer, host_fo
     assert "InvalidRequest: create phone agent 'Support' failed: POST /phone answered 400 Bad Request" in message
     assert "model must be one of the following values" in message
     assert sandbox.agents() == []
+
+
+def _deep(error: Exception) -> None:
+    raise error
+
+
+def test_our_errors_leave_the_adapter_without_the_frames_below_it_and_a_bug_keeps_them() -> None:
+    """The dynamic host prints every error's traceback: ours stop at the adapter (the message says it all), a bug's
+    go down to where it happened (the report needs them). The real-CLI side: tests/test_real_config.py."""
+    with pytest.raises(ConfigError) as ours:
+        _briefly(_deep)(ConfigError("oppie:apiToken is not set"))
+    frames = [frame.name for frame in traceback.extract_tb(ours.value.__traceback__)]
+    assert "reported" in frames and "_deep" not in frames, frames
+    assert ours.value.__suppress_context__
+
+    with pytest.raises(KeyError) as bug:
+        _briefly(_deep)(KeyError("id"))
+    assert [frame.name for frame in traceback.extract_tb(bug.value.__traceback__)][-1] == "_deep"
