@@ -258,6 +258,12 @@ def _recover(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     outcomes = recover(refs, progress=lambda line: print(f"oppie-pulumi recover: {line}", file=stderr))
     status = EXIT_OK
     for outcome in outcomes:
+        for path in outcome.mended:
+            print(
+                f"{outcome.stack}: removed {path}, which the killed command left torn (Pulumi's file backend writes "
+                "it in place), so no command could read the state; the state beside it is whole",
+                file=stdout,
+            )
         for urn, agent_id in sorted(outcome.adopted.items()):
             print(f"{outcome.stack}: {urn} now holds {agent_id}, the agent its interrupted create made", file=stdout)
         for urn in sorted(outcome.dropped):

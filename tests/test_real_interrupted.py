@@ -139,6 +139,29 @@ def test_the_unattended_recovery_gives_the_resource_the_agent_the_killed_up_made
     project.run("preview", "--expect-no-changes", "--refresh")
 
 
+def test_recover_mends_a_state_the_kill_left_unreadable_then_gives_the_resource_its_agent(
+    killed: tuple[Project, str], sandbox: SandboxServer
+) -> None:
+    """Seen in CI's chaos trial: killed while Pulumi's file backend wrote a checkpoint, the attribute file beside it
+    is left empty (gocloud's fileblob creates it, then writes it), and every command on the stack, `pulumi cancel`
+    included, fails with "failed to load checkpoint: EOF". The state itself is whole (written aside, renamed)."""
+    project, agent_id = killed
+    backend = Path(project.env["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    [attrs] = (backend / ".pulumi" / "stacks").glob(f"*/{project.stack}.json.attrs")
+    attrs.write_bytes(b"")  # what a SIGKILL between fileblob's os.Create and its write leaves
+    unreadable = project.run("stack", "export", expect=None)
+    assert unreadable.returncode != 0 and "failed to load checkpoint: EOF" in unreadable.stderr, unreadable.stderr
+
+    recovered = recover(project)
+
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert f"removed {attrs}, which the killed command left torn" in recovered.stdout, recovered.stdout
+    assert f"now holds {agent_id}" in recovered.stdout
+    project.up()
+    assert [a["id"] for a in sandbox.agents()] == [agent_id], "no second agent"
+    assert project.resources()["line"]["id"] == agent_id
+
+
 def test_recover_drops_a_pending_create_whose_post_never_landed_and_up_creates_the_agent(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -5,7 +5,9 @@ command, a *pending create* in the state (the engine checkpoints before it calls
 agent that create made, held by no resource. The next ``pulumi up`` would drop the pending create and make a
 second agent. ``recover`` instead, for each stack:
 
-1. releases the dead command's lock (``pulumi cancel --yes``; a stack that is not locked is fine);
+1. on a file backend, removes the attribute file a kill left torn beside the checkpoint (``torn``: without that,
+   every command fails with "failed to load checkpoint: EOF"); then releases the dead command's lock
+   (``pulumi cancel --yes``; a stack that is not locked is fine);
 2. reads the state (``pulumi stack export``): the pending creates of phone agents, and every agent it holds;
 3. lists each organisation once, and for each pending create looks for the agents of its spec that no reviewed
    stack holds (the drift review's reading of stacks and the core's own spec rule):
@@ -38,6 +40,7 @@ from .._exceptions import OppieError
 from .._models import outputs_from_agent
 from ..agents import rules
 from ..agents.reconcile import SETTLE_SECONDS
+from . import torn
 from .stacks import (
     DYNAMIC_TYPE,
     PLUGIN_TYPE,
@@ -64,6 +67,7 @@ class Outcome:
     adopted: dict[str, str] = field(default_factory=dict)  # URN -> the agent's id
     dropped: list[str] = field(default_factory=list)  # URNs whose POST never landed
     undecided: dict[str, list[str]] = field(default_factory=dict)  # URN -> the candidates' ids
+    mended: list[Path] = field(default_factory=list)  # torn attribute files removed from a file backend
     error: str | None = None
 
     @property
@@ -81,14 +85,16 @@ def recover(
 ) -> list[Outcome]:
     """Recover every stack in ``refs`` (the others' agents counted as held); one ``Outcome`` per stack."""
     outcomes = []
+    mended = {}
     for ref in refs:
+        mended[ref] = torn.mend(ref, run)
         progress(f"releasing the lock of stack {ref.label}, if a killed command left one")
         _release(ref, run)
     states = [read(ref, run) for ref in refs]
     held = {resource.id for state in states for resource in state.resources}
     listed: dict[tuple[str, str | None], list[dict[str, Any]]] = {}
     for state in states:
-        outcome = Outcome(state.ref.label)
+        outcome = Outcome(state.ref.label, mended=mended[state.ref])
         outcomes.append(outcome)
         if state.error is not None or state.settings is None:
             outcome.error = state.error or "no settings"

@@ -153,7 +153,11 @@ def pulumi_cli(args: Sequence[str], folder: Path) -> subprocess.CompletedProcess
 
 def failure(what: str, result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in (result.stderr or result.stdout).strip().splitlines() if line.strip()]
-    return f"`pulumi {what}` exited {result.returncode}: {lines[-1] if lines else 'no output'}"
+    text = f"`pulumi {what}` exited {result.returncode}: {lines[-1] if lines else 'no output'}"
+    if "failed to load checkpoint" in result.stderr + result.stdout:
+        # What a command killed while a file backend wrote the state leaves (drift/torn.py): say what mends it.
+        text += " (if a command on this stack was killed, `oppie-pulumi recover` mends the state)"
+    return text
 
 
 def read(ref: StackRef, run: Run = pulumi_cli, environ: Mapping[str, str] | None = None) -> StackState:
