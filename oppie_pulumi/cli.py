@@ -151,15 +151,20 @@ def _add_recover(commands: Any) -> None:
         "taken. Exit status: 0 settled (or nothing to do), 1 a create needs a person, or a stack could not be read "
         "or written.",
     )
-    recover.add_argument(
+    _add_stacks(recover, "recover")
+
+
+def _add_stacks(command: Any, verb: str) -> None:
+    """``--stack [DIR:]STACK`` (repeated) and ``-C DIR``: how ``drift`` and ``recover`` both name stacks."""
+    command.add_argument(
         "--stack",
         dest="stacks",
         action="append",
         required=True,
         metavar="[DIR:]STACK",
-        help="a stack to recover (repeat for several); DIR: its project folder, if not --cwd's",
+        help=f"a stack to {verb} (repeat for several); DIR: its project folder, if not --cwd's",
     )
-    recover.add_argument("-C", "--cwd", default=".", metavar="DIR", help="the project folder (default: .)")
+    command.add_argument("-C", "--cwd", default=".", metavar="DIR", help="the project folder (default: .)")
 
 
 FAIL_ON = ("drift", "replace", "unmanaged")
@@ -183,15 +188,7 @@ def _add_drift(commands: Any) -> None:
             "reach)."
         ),
     )
-    drift.add_argument(
-        "--stack",
-        dest="stacks",
-        action="append",
-        required=True,
-        metavar="[DIR:]STACK",
-        help="a stack to review (repeat for several); DIR: its project folder, if not --cwd's",
-    )
-    drift.add_argument("-C", "--cwd", default=".", metavar="DIR", help="the project folder (default: .)")
+    _add_stacks(drift, "review")
     drift.add_argument("--format", choices=("text", "json", "markdown"), default="text", help="default: text")
     drift.add_argument("--output", metavar="FILE", help="write the report to FILE (appending) instead of stdout")
     drift.add_argument(

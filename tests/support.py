@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -69,3 +73,15 @@ def created_agent(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[
     result = provider.create(provider.check({}, {"name": "Support", **spec}).inputs)
     assert result.outs is not None
     return str(result.id), result.outs
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module: the tests run the benchmarks' own scenarios (benchmarks is no package,
+    and the benchmarks never import tests)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module

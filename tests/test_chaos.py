@@ -9,29 +9,18 @@ and both commands must succeed.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from oppie_pulumi.sandbox import SandboxConfig, serve
 
+from .support import load_benchmark
+
 pytestmark = pytest.mark.realcli
 
 
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "chaos.py"
-    spec = importlib.util.spec_from_file_location("chaos", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["chaos"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-chaos = _load()
+chaos = load_benchmark("chaos")
 
 
 @pytest.mark.parametrize(

@@ -6,25 +6,11 @@ orphaned or duplicated, and no operation failed where a retry was allowed.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
+from .support import load_benchmark
 
-def _load() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "reliability.py"
-    spec = importlib.util.spec_from_file_location("reliability", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["reliability"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-reliability = _load()
+reliability = load_benchmark("reliability")
 
 
 @pytest.mark.parametrize("scenario", reliability.SCENARIOS, ids=lambda s: s.name)
