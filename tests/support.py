@@ -61,11 +61,18 @@ def configured_provider(base_url: str, **config: str) -> PhoneAgentProvider:
     return provider
 
 
+# Bound and never listening, for the rest of the run: a port given back could be taken at once by whatever binds
+# next (seen in CI: the engine or a language host of the very `pulumi up` under test answered "illegal request
+# line"), while a bound socket with no listen() keeps the port and refuses every connection.
+_RESERVED: list[socket.socket] = []
+
+
 def closed_port_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens: connections to it are refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+    """A URL on 127.0.0.1 where nothing listens: connections to it are refused, until the test run ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _RESERVED.append(sock)
+    return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def created_agent(provider: PhoneAgentProvider, **spec: Any) -> tuple[str, dict[str, Any]]:
